@@ -1,0 +1,251 @@
+// Package hostfs reads a mail host's files as a process chrooted at a root
+// directory would, and names positions inside them.
+//
+// Every path a source handles is the path as the mail server writes it
+// ("/etc/postfix/main.cf", "ssl_cert = </etc/ssl/certs/x.pem"). A Root maps
+// such a path to the file that holds it: with the empty root that is the path
+// itself; with --root DIR it is the same path under DIR, and absolute symbolic
+// links met on the way are resolved inside DIR too, so a copy of a host's /etc
+// (certbot's live/ symlinks included) reads exactly as it does on the host.
+//
+// Errors and positions always use the host path, never the path under the
+// root, so a message names the file the admin knows.
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// A Root is the directory that stands for "/" on the mail host.
+// The zero value reads the real file system.
+type Root struct {
+	dir string // cleaned absolute directory, or "" for the real "/"
+}
+
+// New returns a Root at dir; "" and "/" mean the real file system.
+func New(dir string) (Root, error) {
+	if dir == "" || dir == "/" {
+		return Root{}, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Root{}, fmt.Errorf("root %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return Root{}, fmt.Errorf("root: %w", err)
+	}
+	if !fi.IsDir() {
+		return Root{}, fmt.Errorf("root %s: not a directory", dir)
+	}
+	return Root{dir: abs}, nil
+}
+
+// Dir returns the root directory, or "/" for the real file system.
+func (r Root) Dir() string {
+	if r.dir == "" {
+		return "/"
+	}
+	return r.dir
+}
+
+// maxLinks bounds symbolic link resolution, as the kernel does (ELOOP).
+const maxLinks = 40
+
+// Resolve returns the real file system path of the host path p, following
+// symbolic links inside the root. p must be absolute. The file need not exist:
+// components after the first missing one are appended unresolved.
+func (r Root) Resolve(p string) (string, error) {
+	if !path.IsAbs(p) {
+		return "", &fs.PathError{Op: "resolve", Path: p, Err: errors.New("not an absolute path")}
+	}
+	if r.dir == "" {
+		return path.Clean(p), nil
+	}
+	// resolved is the host path resolved so far; rest holds the components
+	// still to walk.
+	resolved := "/"
+	rest := splitPath(p)
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case ".":
+			continue
+		case "..":
+			resolved = path.Dir(resolved) // never above "/"
+			continue
+		}
+		next := path.Join(resolved, c)
+		fi, err := os.Lstat(filepath.Join(r.dir, filepath.FromSlash(next)))
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			// Missing, unreadable or an ordinary file: the open that follows
+			// reports the error with the host path.
+			resolved = next
+			continue
+		}
+		links++
+		if links > maxLinks {
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: errors.New("too many levels of symbolic links")}
+		}
+		target, err := os.Readlink(filepath.Join(r.dir, filepath.FromSlash(next)))
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: next, Err: unwrapPathError(err)}
+		}
+		if path.IsAbs(target) {
+			resolved = "/"
+		}
+		rest = append(splitPath(target), rest...)
+	}
+	return filepath.Join(r.dir, filepath.FromSlash(resolved)), nil
+}
+
+func splitPath(p string) []string {
+	var parts []string
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			parts = append(parts, c)
+		}
+	}
+	return parts
+}
+
+// unwrapPathError drops the *fs.PathError around err, whose path would name
+// the file under the root rather than the host path.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ReadFile reads the host file p. Its errors are *fs.PathError naming p.
+func (r Root) ReadFile(p string) ([]byte, error) {
+	real, err := r.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(real)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: unwrapPathError(err)}
+	}
+	return b, nil
+}
+
+// Stat returns the FileInfo of the host file p, following links.
+func (r Root) Stat(p string) (fs.FileInfo, error) {
+	real, err := r.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: p, Err: unwrapPathError(err)}
+	}
+	return fi, nil
+}
+
+// Glob returns the host paths matching pattern (path.Match syntax in the last
+// components), sorted. A pattern with no metacharacters matches itself only
+// when that file exists. Like filepath.Glob, the only error is a bad pattern.
+func (r Root) Glob(pattern string) ([]string, error) {
+	if !path.IsAbs(pattern) {
+		return nil, fmt.Errorf("glob %s: not an absolute path", pattern)
+	}
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, fmt.Errorf("glob %s: %w", pattern, err)
+	}
+	matches := []string{"/"}
+	for _, c := range splitPath(pattern) {
+		var next []string
+		for _, dir := range matches {
+			if !hasMeta(c) {
+				p := path.Join(dir, c)
+				if _, err := r.lstatResolved(p); err == nil {
+					next = append(next, p)
+				}
+				continue
+			}
+			real, err := r.Resolve(dir)
+			if err != nil {
+				continue
+			}
+			entries, err := os.ReadDir(real)
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				if ok, _ := path.Match(c, e.Name()); ok {
+					next = append(next, path.Join(dir, e.Name()))
+				}
+			}
+		}
+		matches = next
+	}
+	sort.Strings(matches)
+	return matches, nil
+}
+
+func (r Root) lstatResolved(p string) (fs.FileInfo, error) {
+	real, err := r.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	return os.Lstat(real)
+}
+
+func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+// Pos is a position in a host file: the file's host path and a 1-based line.
+// Line 0 means the whole file; an empty File means a built-in default.
+type Pos struct {
+	File string
+	Line int
+}
+
+// String formats p as "file:line", "file", or "default".
+func (p Pos) String() string {
+	switch {
+	case p.File == "":
+		return "default"
+	case p.Line <= 0:
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
+
+// IsZero reports whether p names no file (a built-in default).
+func (p Pos) IsZero() bool { return p.File == "" }
+
+// A PosError is a problem at a position of a file. It prints as
+// "file:line: message", the form editors and grep understand.
+type PosError struct {
+	Pos Pos
+	Err error
+}
+
+func (e *PosError) Error() string { return e.Pos.String() + ": " + e.Err.Error() }
+func (e *PosError) Unwrap() error { return e.Err }
+
+// Errorf returns a *PosError at file:line.
+func Errorf(file string, line int, format string, args ...any) error {
+	return &PosError{Pos: Pos{File: file, Line: line}, Err: fmt.Errorf(format, args...)}
+}
+
+// PermissionHint returns a sentence that tells how to fix err when it is a
+// permission error on a file the daemon must read, or "" otherwise.
+func PermissionHint(err error) string {
+	if !errors.Is(err, fs.ErrPermission) {
+		return ""
+	}
+	return "mailautoconf reads the mail server's files read-only; Postfix's lookup files are usually root:postfix 0640 and Dovecot's root:dovecot, so run it with those supplementary groups (the packaged unit sets SupplementaryGroups=postfix dovecot)"
+}

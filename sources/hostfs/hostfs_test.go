@@ -1,0 +1,154 @@
+package hostfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// tree builds a host root in a temp dir: files map host paths to contents,
+// links map host paths to link targets.
+func tree(t *testing.T, files, links map[string]string) Root {
+	t.Helper()
+	dir := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, target := range links {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, full); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestReadFileFollowsLinksInsideRoot(t *testing.T) {
+	r := tree(t, map[string]string{
+		"/etc/letsencrypt/archive/mail.example.net/fullchain3.pem": "cert3",
+		"/etc/ssl/certs/snakeoil.pem":                              "snakeoil",
+		"/etc/postfix/main.cf":                                     "main",
+	}, map[string]string{
+		// certbot: live/ holds relative links into archive/
+		"/etc/letsencrypt/live/mail.example.net/fullchain.pem": "../../archive/mail.example.net/fullchain3.pem",
+		// Debian: an absolute link, which must stay inside the root
+		"/etc/dovecot/private/dovecot.pem": "/etc/ssl/certs/snakeoil.pem",
+		// a directory link
+		"/etc/pf": "/etc/postfix",
+		// a link that tries to climb out of the root
+		"/etc/escape": "../../../../../../etc/postfix/main.cf",
+	})
+	tests := []struct{ path, want string }{
+		{"/etc/letsencrypt/live/mail.example.net/fullchain.pem", "cert3"},
+		{"/etc/dovecot/private/dovecot.pem", "snakeoil"},
+		{"/etc/pf/main.cf", "main"},
+		{"/etc/pf/../postfix/./main.cf", "main"},
+		{"/etc/escape", "main"}, // ".." stops at the root, as in a chroot
+		{"/../../etc/postfix/main.cf", "main"},
+	}
+	for _, tt := range tests {
+		got, err := r.ReadFile(tt.path)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("ReadFile(%q) = %q, %v, want %q", tt.path, got, err, tt.want)
+		}
+	}
+}
+
+func TestErrorsNameHostPath(t *testing.T) {
+	r := tree(t, nil, map[string]string{"/a": "/b", "/b": "/a"})
+	_, err := r.ReadFile("/etc/postfix/missing.cf")
+	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "read /etc/postfix/missing.cf: ") {
+		t.Errorf("ReadFile(missing) error = %v, want a not-exist error naming the host path", err)
+	}
+	if strings.Contains(err.Error(), r.Dir()) {
+		t.Errorf("ReadFile(missing) error = %v, names the root directory", err)
+	}
+	if _, err := r.ReadFile("/a"); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("ReadFile(link loop) error = %v, want too many levels of symbolic links", err)
+	}
+	if _, err := r.ReadFile("relative/path"); err == nil {
+		t.Errorf("ReadFile(relative) error = nil, want an error")
+	}
+}
+
+func TestGlob(t *testing.T) {
+	r := tree(t, map[string]string{
+		"/etc/dovecot/conf.d/10-auth.conf":                 "",
+		"/etc/dovecot/conf.d/10-ssl.conf":                  "",
+		"/etc/dovecot/conf.d/README":                       "",
+		"/usr/share/dovecot/protocols.d/imapd.protocol":    "",
+		"/usr/share/dovecot/protocols.d/pop3d.protocol":    "",
+		"/usr/share/dovecot/protocols.d/pop3d.protocol.bk": "",
+	}, map[string]string{"/etc/dovecot/shared": "/usr/share/dovecot"})
+	tests := []struct {
+		pattern string
+		want    []string
+	}{
+		{"/etc/dovecot/conf.d/*.conf", []string{"/etc/dovecot/conf.d/10-auth.conf", "/etc/dovecot/conf.d/10-ssl.conf"}},
+		{"/etc/dovecot/shared/protocols.d/*.protocol", []string{"/etc/dovecot/shared/protocols.d/imapd.protocol", "/etc/dovecot/shared/protocols.d/pop3d.protocol"}},
+		{"/etc/dovecot/conf.d/README", []string{"/etc/dovecot/conf.d/README"}},
+		{"/etc/dovecot/missing.d/*.conf", nil},
+		{"/etc/dovecot/conf.d/nothere", nil},
+	}
+	for _, tt := range tests {
+		got, err := r.Glob(tt.pattern)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("Glob(%q) = %q, %v, want %q", tt.pattern, got, err, tt.want)
+		}
+	}
+	if _, err := r.Glob("/etc/[x"); err == nil {
+		t.Errorf("Glob(bad pattern) error = nil, want an error")
+	}
+}
+
+func TestZeroRootIsRealFileSystem(t *testing.T) {
+	var r Root
+	if r.Dir() != "/" {
+		t.Errorf("Root{}.Dir() = %q, want /", r.Dir())
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadFile(p); err != nil || string(got) != "x" {
+		t.Errorf("Root{}.ReadFile(%q) = %q, %v, want x", p, got, err)
+	}
+}
+
+func TestPosString(t *testing.T) {
+	tests := []struct {
+		p    Pos
+		want string
+	}{
+		{Pos{}, "default"},
+		{Pos{File: "/etc/postfix/main.cf"}, "/etc/postfix/main.cf"},
+		{Pos{File: "/etc/postfix/master.cf", Line: 17}, "/etc/postfix/master.cf:17"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("%#v.String() = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+	err := Errorf("/etc/dovecot/dovecot.conf", 3, "unexpected %q", "}")
+	if err.Error() != `/etc/dovecot/dovecot.conf:3: unexpected "}"` {
+		t.Errorf("Errorf = %q", err)
+	}
+}
