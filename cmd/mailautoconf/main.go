@@ -1,0 +1,78 @@
+// Command mailautoconf tells mail clients how to reach the mail server it
+// runs next to, from nothing but that server's own Postfix and Dovecot
+// configuration and vmail database.
+//
+// Usage:
+//
+//	mailautoconf show [--root DIR] [--json] [--mysql-socket PATH]
+//
+// show prints the snapshot the daemon would serve: the host name, the hosted
+// domains, the IMAP/POP3/SMTP endpoints with the file:line each came from,
+// and every warning.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		os.Exit(2) // the usage was already printed
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "mailautoconf:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a command-line mistake; the flag package already printed it.
+type usageError struct{ error }
+
+const usage = `usage: mailautoconf <command> [flags]
+
+commands:
+  show    print what mail clients would be told (--json for programs)
+
+Run "mailautoconf <command> -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command")}
+	}
+	switch args[0] {
+	case "show":
+		return runShow(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "mailautoconf: unknown command %q\n\n%s", args[0], usage)
+	return usageError{fmt.Errorf("unknown command %q", args[0])}
+}
+
+// newLogger logs to stderr in the form systemd's journal or a terminal wants.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{} // the journal stamps every line itself
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

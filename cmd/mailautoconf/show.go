@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+)
+
+// commonFlags are the flags every command that reads the mail server takes.
+type commonFlags struct {
+	root          string
+	postfixDir    string
+	dovecotConfig string
+	mysqlSocket   string
+	verbose       bool
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.root, "root", "", "read the mail server's files under `DIR` as if it were / (a copy of a host's /etc, a test set)")
+	fs.StringVar(&c.postfixDir, "postfix-dir", "", "Postfix configuration `directory` (default /etc/postfix, or /opt/postfix/conf when only that exists)")
+	fs.StringVar(&c.dovecotConfig, "dovecot-config", "", "Dovecot's main configuration `file` (default /etc/dovecot/dovecot.conf)")
+	fs.StringVar(&c.mysqlSocket, "mysql-socket", "", "reach every MySQL host of Postfix's lookup files through this unix socket `path` instead (testing and inspection aid)")
+	fs.BoolVar(&c.verbose, "v", false, "log debug messages")
+}
+
+func (c *commonFlags) options(log *slog.Logger) (discover.Options, error) {
+	root, err := hostfs.New(c.root)
+	if err != nil {
+		return discover.Options{}, err
+	}
+	opt := discover.Options{
+		Root:          root,
+		PostfixDir:    c.postfixDir,
+		DovecotConfig: c.dovecotConfig,
+		Log:           log,
+	}
+	opt.MySQL.Socket = c.mysqlSocket
+	return opt, nil
+}
+
+func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	asJSON := fs.Bool("json", false, "print the snapshot as JSON (documented in README.md)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "show: unexpected argument %q\n", fs.Arg(0))
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	level := slog.LevelWarn
+	if common.verbose {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
+	opt, err := common.options(log)
+	if err != nil {
+		return err
+	}
+	snap, err := discover.Build(ctx, opt)
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(snap)
+	}
+	return printSnapshot(stdout, snap)
+}
+
+// printSnapshot writes the snapshot for a person: what clients are told,
+// where each fact came from, and what to fix.
+func printSnapshot(w io.Writer, s *discover.Snapshot) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Host name: %s\n\n", s.Hostname())
+
+	domains := s.Domains()
+	state := "complete list"
+	if !s.DomainsListed() {
+		state = "incomplete list: other domains are looked up when a client asks"
+	}
+	fmt.Fprintf(&b, "Domains (%d, %s):\n", len(domains), state)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, d := range domains {
+		kind := ""
+		switch {
+		case d.AliasOf != "":
+			kind = "alias of " + d.AliasOf
+		case d.Alias:
+			kind = "alias domain"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.Name, kind, d.Source)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(&b, "\nEndpoints, best first:\n")
+	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  PROTOCOL\tHOST\tPORT\tSECURITY\tAUTH\tUSER NAME\tSERVER\tSOURCE\n")
+	for _, e := range s.Endpoints() {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Protocol, e.Host, e.Port, e.Security,
+			strings.Join(e.Auth, " "), e.Username, e.Server, e.Source)
+	}
+	tw.Flush()
+
+	if certs := s.Certificates(); len(certs) > 0 {
+		fmt.Fprintf(&b, "\nCertificates:\n")
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		for _, c := range certs {
+			fmt.Fprintf(tw, "  %s\t%s\tcovers %s\tuntil %s\t%s\n", c.Server, c.Path, strings.Join(c.Names, ", "), c.NotAfter, c.Source)
+		}
+		tw.Flush()
+	}
+	if warns := s.Warnings(); len(warns) > 0 {
+		fmt.Fprintf(&b, "\nWarnings:\n")
+		for _, w := range warns {
+			fmt.Fprintf(&b, "  - %s\n", w)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden files with the current output")
+
+// expected is the part of a corpus set's expected.json (ground truth made by
+// the real postconf, doveconf, postmap and MariaDB) that show must agree with.
+type expected struct {
+	ClientSettings struct {
+		Incoming []expectedEndpoint `json:"incoming"`
+		Outgoing []expectedEndpoint `json:"outgoing"`
+		Hostname string             `json:"hostname"`
+	} `json:"client_settings"`
+	SQL *struct {
+		ExpectedDomains []string `json:"expected_domains"`
+		NotListed       []string `json:"not_listed"`
+	} `json:"sql"`
+	Domains *struct {
+		ExpectedDomains []string `json:"expected_domains"`
+	} `json:"domains"`
+}
+
+type expectedEndpoint struct {
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port"`
+	TLS      string `json:"tls"` // implicit, starttls-required, starttls-optional, none
+	Server   string `json:"server"`
+}
+
+// shown is the JSON that show --json prints (README.md documents it).
+type shown struct {
+	Hostname string `json:"hostname"`
+	Domains  []struct {
+		Name    string `json:"name"`
+		AliasOf string `json:"alias_of"`
+	} `json:"domains"`
+	DomainsListed bool `json:"domains_listed"`
+	Endpoints     []struct {
+		Protocol string   `json:"protocol"`
+		Host     string   `json:"host"`
+		Port     int      `json:"port"`
+		Security string   `json:"security"`
+		Auth     []string `json:"auth"`
+		Username string   `json:"username"`
+		Server   string   `json:"server"`
+		Source   string   `json:"source"`
+	} `json:"endpoints"`
+	Warnings []string `json:"warnings"`
+}
+
+func TestMain(m *testing.M) { mariadbtest.Main(m) }
+
+var loadCorpusOnce sync.Once
+
+// database returns the test binary's one throwaway MariaDB with every SQL
+// corpus set's schema and seed loaded (their database names differ).
+func database(t *testing.T, sets []string) *mariadbtest.Server {
+	db := mariadbtest.Shared(t)
+	loadCorpusOnce.Do(func() {
+		for _, set := range sets {
+			db.LoadFile(t, filepath.Join(set, "schema.sql"))
+			db.LoadFile(t, filepath.Join(set, "seed.sql"))
+		}
+	})
+	return db
+}
+
+// TestShowCorpus runs show --json on every corpus set and checks it against
+// the set's ground truth and against the reviewed golden file.
+func TestShowCorpus(t *testing.T) {
+	sets, err := filepath.Glob("../../testdata/corpus/*")
+	if err != nil || len(sets) == 0 {
+		t.Fatalf("no corpus sets: %v", err)
+	}
+	var withSQL []string
+	for _, set := range sets {
+		if _, err := os.Stat(filepath.Join(set, "schema.sql")); err == nil {
+			withSQL = append(withSQL, set)
+		}
+	}
+	for _, set := range sets {
+		if _, err := os.Stat(filepath.Join(set, "expected.json")); err != nil {
+			continue
+		}
+		name := filepath.Base(set)
+		t.Run(name, func(t *testing.T) {
+			args := []string{"show", "--json", "--root", set}
+			if slices.Contains(withSQL, set) {
+				args = append(args, "--mysql-socket", database(t, withSQL).Socket())
+			}
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+				t.Fatalf("show: %v\n%s", err, stderr.String())
+			}
+			var got shown
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatalf("show --json printed invalid JSON: %v\n%s", err, stdout.String())
+			}
+			want := readExpected(t, filepath.Join(set, "expected.json"))
+			checkAgainstTruth(t, got, want)
+			checkGolden(t, filepath.Join("..", "..", "testdata", "golden", name+".show.json"), stdout.Bytes())
+		})
+	}
+}
+
+func readExpected(t *testing.T, path string) expected {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e expected
+	if err := json.Unmarshal(data, &e); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return e
+}
+
+// checkAgainstTruth compares what clients are told with expected.json:
+// the host name, the hosted domains, and the endpoints as a set (expected.json
+// lists them in listener order; show orders them best first).
+func checkAgainstTruth(t *testing.T, got shown, want expected) {
+	t.Helper()
+	if got.Hostname != want.ClientSettings.Hostname {
+		t.Errorf("hostname = %q, want %q", got.Hostname, want.ClientSettings.Hostname)
+	}
+
+	var wantEPs, gotEPs []string
+	for _, e := range append(want.ClientSettings.Incoming, want.ClientSettings.Outgoing...) {
+		wantEPs = append(wantEPs, endpointKey(e.Protocol, e.Port, securityOf(e.TLS)))
+	}
+	for _, e := range got.Endpoints {
+		gotEPs = append(gotEPs, endpointKey(e.Protocol, e.Port, e.Security))
+		if e.Host != got.Hostname {
+			t.Errorf("endpoint %s:%d host = %q, want the host name %q", e.Protocol, e.Port, e.Host, got.Hostname)
+		}
+		if e.Source == "" || len(e.Auth) == 0 || e.Username == "" {
+			t.Errorf("endpoint %s:%d lacks source, auth or username: %+v", e.Protocol, e.Port, e)
+		}
+	}
+	sort.Strings(wantEPs)
+	sort.Strings(gotEPs)
+	if !slices.Equal(gotEPs, wantEPs) {
+		t.Errorf("endpoints = %v, want %v", gotEPs, wantEPs)
+	}
+	// Best first: implicit TLS before STARTTLS within each protocol.
+	for i := 1; i < len(got.Endpoints); i++ {
+		a, b := got.Endpoints[i-1], got.Endpoints[i]
+		if a.Protocol == b.Protocol && a.Security == "starttls" && b.Security == "tls" {
+			t.Errorf("endpoint %s:%d (starttls) comes before %s:%d (tls)", a.Protocol, a.Port, b.Protocol, b.Port)
+		}
+	}
+
+	var wantDomains []string
+	switch {
+	case want.SQL != nil:
+		wantDomains = want.SQL.ExpectedDomains
+	case want.Domains != nil:
+		wantDomains = want.Domains.ExpectedDomains
+	}
+	var gotDomains []string
+	for _, d := range got.Domains {
+		gotDomains = append(gotDomains, d.Name)
+	}
+	if !slices.Equal(gotDomains, wantDomains) && !(len(gotDomains) == 0 && len(wantDomains) == 0) {
+		t.Errorf("domains = %v, want %v", gotDomains, wantDomains)
+	}
+	if !got.DomainsListed {
+		t.Errorf("domains_listed = false, want true (warnings: %q)", got.Warnings)
+	}
+}
+
+func endpointKey(protocol string, port int, security string) string {
+	return fmt.Sprintf("%s/%s/%d", protocol, security, port)
+}
+
+// securityOf maps expected.json's "tls" values onto show's "security".
+func securityOf(tls string) string {
+	switch tls {
+	case "implicit":
+		return "tls"
+	case "starttls-required", "starttls-optional":
+		return "starttls"
+	}
+	return tls
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (review, then go test -update):\n%s", path, got)
+	}
+}

@@ -1,0 +1,125 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailautoconf/mailautoconf/sources/dovecot"
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/postfix"
+)
+
+// Options says where the mail server's files are. The zero value reads the
+// standard places on the real file system.
+type Options struct {
+	Root hostfs.Root
+	// PostfixDir is Postfix's configuration directory; empty means
+	// /etc/postfix, or /opt/postfix/conf (mailcow) when only that exists.
+	PostfixDir string
+	// DovecotConfig is Dovecot's main file; empty means
+	// /etc/dovecot/dovecot.conf.
+	DovecotConfig string
+	// MySQL tunes the connections to the vmail database.
+	MySQL mysqltable.Options
+	// Now is the time certificates are checked against; zero means now.
+	Now time.Time
+	Log *slog.Logger
+}
+
+// certExpirySoon is how close to its end a certificate draws a warning.
+const certExpirySoon = 14 * 24 * time.Hour
+
+// Build reads every source and returns the Snapshot they describe. It fails
+// when Postfix's configuration is missing or broken, or Dovecot's is broken;
+// a missing Dovecot, an unreachable database or a doubtful certificate are
+// warnings in the Snapshot instead.
+func Build(ctx context.Context, opt Options) (*Snapshot, error) {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]Domain{}, listed: true}}
+
+	pfDir := opt.PostfixDir
+	if pfDir == "" {
+		pfDir = defaultPostfixDir(opt.Root)
+	}
+	pf, err := postfix.Load(opt.Root, pfDir)
+	if err != nil {
+		return nil, fmt.Errorf("postfix: %w", withHint(err))
+	}
+	b.pf = pf
+
+	dcPath := opt.DovecotConfig
+	if dcPath == "" {
+		dcPath = "/etc/dovecot/dovecot.conf"
+	}
+	dc, err := dovecot.Load(opt.Root, dcPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && opt.DovecotConfig == "" && !exists(opt.Root, dcPath):
+		b.warn("no Dovecot configuration at %s: no IMAP or POP3 server to advertise", dcPath)
+	case err != nil:
+		return nil, fmt.Errorf("dovecot: %w", withHint(err))
+	default:
+		b.dc = dc
+	}
+
+	b.loadCertificates()
+	b.chooseHostnames()
+	b.buildEndpoints()
+	b.buildDomains(ctx)
+
+	s := b.snap
+	sort.Strings(s.names)
+	return s, nil
+}
+
+// builder holds what Build has read so far.
+type builder struct {
+	opt  Options
+	pf   *postfix.Config
+	dc   *dovecot.Config // nil without Dovecot
+	snap *Snapshot
+
+	pfCerts []*loadedCert
+	dcCerts []*loadedCert
+
+	pfHost, dcHost string // the names each server's endpoints are advertised under
+}
+
+func (b *builder) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if !slices.Contains(b.snap.warnings, msg) {
+		b.snap.warnings = append(b.snap.warnings, msg)
+	}
+}
+
+func defaultPostfixDir(root hostfs.Root) string {
+	if !exists(root, "/etc/postfix/main.cf") && exists(root, "/opt/postfix/conf/main.cf") {
+		return "/opt/postfix/conf"
+	}
+	return "/etc/postfix"
+}
+
+func exists(root hostfs.Root, p string) bool {
+	_, err := root.Stat(p)
+	return err == nil
+}
+
+// withHint adds the permission hint to a permission error.
+func withHint(err error) error {
+	if hint := hostfs.PermissionHint(err); hint != "" && !strings.Contains(err.Error(), hint) {
+		return fmt.Errorf("%w (%s)", err, hint)
+	}
+	return err
+}

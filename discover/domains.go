@@ -1,0 +1,158 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/postfix"
+)
+
+// buildDomains collects the hosted domains from the tables Postfix itself
+// consults: virtual_mailbox_domains (mailbox domains) and
+// virtual_alias_domains (alias domains). A table that cannot be enumerated
+// (a query we cannot turn into a listing, an unsupported table type, a
+// database that is down) leaves DomainsListed false; where it can still be
+// asked about one domain, Lookup asks it per request.
+func (b *builder) buildDomains(ctx context.Context) {
+	for _, param := range []struct {
+		name  string
+		alias bool
+	}{{"virtual_mailbox_domains", false}, {"virtual_alias_domains", true}} {
+		tables, err := b.pf.Tables(param.name)
+		if err != nil {
+			b.warn("%s: %v", param.name, withHint(err))
+			b.snap.listed = false
+		}
+		for _, t := range tables {
+			b.addTable(ctx, param.name, param.alias, t)
+		}
+	}
+	if len(b.snap.domains) == 0 && len(b.snap.lookups) == 0 {
+		b.warn("no hosted domains: virtual_mailbox_domains and virtual_alias_domains are empty, and domains of mydestination (local Unix accounts) are not served")
+	}
+}
+
+// addDomain records one hosted domain. A name that is not a usable domain
+// (PostfixAdmin's "ALL" marker, "localhost", a pattern) is skipped.
+func (b *builder) addDomain(name string, alias bool, source string) {
+	d, err := normalizeDomain(name)
+	if err != nil {
+		b.opt.Log.Debug("skipping domain table entry", "entry", name, "source", source, "err", err)
+		return
+	}
+	if prev, ok := b.snap.domains[d]; ok {
+		if prev.Alias && !alias { // a mailbox domain wins over an alias listing
+			prev.Alias = false
+			prev.Source = source
+			b.snap.domains[d] = prev
+		}
+		return
+	}
+	b.snap.domains[d] = Domain{Name: d, Alias: alias, Source: source}
+	b.snap.names = append(b.snap.names, d)
+}
+
+func (b *builder) addTable(ctx context.Context, param string, alias bool, t postfix.Table) {
+	where := fmt.Sprintf("%s (%s)", t.Raw, t.Pos)
+	switch t.Type {
+	case "":
+		if strings.HasPrefix(t.Name, "!") || strings.HasPrefix(t.Name, ".") {
+			b.warn("%s entry %q (%s) is a pattern, not a domain: mailautoconf does not answer for it", param, t.Name, t.Pos)
+			return
+		}
+		b.addDomain(t.Name, alias, t.Pos.String())
+	case "hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash":
+		keys, err := postfix.LoadTableSource(b.opt.Root, t.Name)
+		if err != nil {
+			b.warn("%s: %s: %v", param, where, withHint(err))
+			b.snap.listed = false
+			return
+		}
+		for _, k := range keys {
+			b.addDomain(k.Key, alias, k.Pos.String())
+		}
+		b.checkCompiled(t)
+	case "inline":
+		for _, kv := range splitList(strings.Trim(strings.TrimSpace(t.Name), "{}")) {
+			key, _, _ := strings.Cut(kv, "=")
+			b.addDomain(strings.TrimSpace(key), alias, t.Pos.String())
+		}
+	case "mysql":
+		b.addMySQL(ctx, param, alias, t)
+	default:
+		b.warn("%s: %s: %s tables cannot be read yet: their domains are not served", param, where, t.Type)
+		b.snap.listed = false
+	}
+}
+
+// checkCompiled warns when Postfix's compiled form of a table is missing or
+// older than the text source we read: Postfix answers from the compiled file.
+func (b *builder) checkCompiled(t postfix.Table) {
+	suffix := map[string]string{"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "dbm": ".pag", "sdbm": ".pag"}[t.Type]
+	if suffix == "" {
+		return
+	}
+	src, err := b.opt.Root.Stat(t.Name)
+	if err != nil {
+		return
+	}
+	db, err := b.opt.Root.Stat(t.Name + suffix)
+	switch {
+	case err != nil:
+		b.warn("%s has no compiled %s file (%s): Postfix does not see these domains until you run postmap %s:%s", t.Name, t.Type, t.Name+suffix, t.Type, t.Name)
+	case db.ModTime().Before(src.ModTime()):
+		b.warn("%s is newer than %s: run postmap %s:%s so Postfix sees the same domains", t.Name, t.Name+suffix, t.Type, t.Name)
+	}
+}
+
+func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t postfix.Table) {
+	where := fmt.Sprintf("%s (%s)", t.Raw, t.Pos)
+	cf, err := postfix.LoadMySQLTable(b.opt.Root, t.Name)
+	if err != nil {
+		b.warn("%s: %s: %v", param, where, withHint(err))
+		b.snap.listed = false
+		return
+	}
+	tab, err := mysqltable.Open(cf, b.opt.MySQL)
+	if err != nil {
+		b.warn("%s: %s: %v", param, where, err)
+		b.snap.listed = false
+		return
+	}
+	b.snap.closers = append(b.snap.closers, tab.Close)
+	lookup := domainLookup{source: t.Name, alias: alias, hosts: tab.Hosts}
+
+	names, err := tab.List(ctx)
+	switch {
+	case errors.Is(err, mysqltable.ErrNoListing):
+		b.warn("%s: %s: %v; each domain is looked up in the database when a client asks", param, where, err)
+		b.snap.listed = false
+		b.snap.lookups = append(b.snap.lookups, lookup)
+		return
+	case err != nil:
+		b.warn("%s: %s: %v; its domains are looked up when a client asks", param, where, err)
+		b.snap.listed = false
+		b.snap.lookups = append(b.snap.lookups, lookup)
+		return
+	}
+	for _, n := range names {
+		b.addDomain(n, alias, t.Name)
+	}
+	targets, err := tab.AliasTargets(ctx)
+	switch {
+	case errors.Is(err, mysqltable.ErrNoAliasTable):
+	case err != nil:
+		b.warn("%s: %s: reading alias domains: %v", param, where, err)
+	default:
+		for a, target := range targets {
+			a, target = strings.ToLower(a), strings.ToLower(target)
+			if d, ok := b.snap.domains[a]; ok && a != target {
+				d.AliasOf = target
+				b.snap.domains[a] = d
+			}
+		}
+	}
+}

@@ -1,0 +1,192 @@
+// Package discover turns a mail server's configuration into a Snapshot: the
+// immutable answer to "what should a mail client be told for this domain?".
+//
+// Sources (packages under sources/) parse Postfix's and Dovecot's files, the
+// certificates they name and the vmail database; Build merges their results
+// into one Snapshot, with the file:line each fact came from. Build fails only
+// when a configuration file cannot be trusted (unreadable, a syntax error);
+// everything else that is wrong or doubtful becomes a warning in the
+// Snapshot, so the admin sees all of it at once.
+//
+// A Snapshot is never modified after Build returns it, so a reader may hold
+// one for as long as it likes without locking.
+package discover
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+)
+
+// Security is how a client protects an endpoint's connection.
+type Security string
+
+const (
+	SecurityTLS      Security = "tls"      // implicit TLS from the first byte (RFC 8314)
+	SecuritySTARTTLS Security = "starttls" // plain connection upgraded with STARTTLS
+	SecurityNone     Security = "none"     // no TLS: passwords would cross the network in clear
+)
+
+// User-name forms a client is told to log in with.
+const (
+	UsernameAddress   = "%EMAILADDRESS%"   // the whole address
+	UsernameLocalPart = "%EMAILLOCALPART%" // the part before the @
+)
+
+// An Endpoint is one server a client may use.
+type Endpoint struct {
+	Protocol string   `json:"protocol"` // "imap", "pop3" or "smtp"
+	Host     string   `json:"host"`
+	Port     int      `json:"port"`
+	Security Security `json:"security"`
+	// Auth holds the SASL mechanisms the server offers, upper-case, in the
+	// server's order.
+	Auth     []string `json:"auth"`
+	Username string   `json:"username"` // UsernameAddress or UsernameLocalPart
+	// Server names the daemon behind the port: "dovecot", "postfix" or
+	// "dovecot-submission".
+	Server string `json:"server"`
+	Source string `json:"source"` // file:line that enables the endpoint
+}
+
+// A Domain is a mail domain the host receives mail for.
+type Domain struct {
+	Name string `json:"name"` // lower-case A-labels
+	// AliasOf is the domain whose mailboxes an alias domain's addresses
+	// reach, when the database says so.
+	AliasOf string `json:"alias_of,omitempty"`
+	// Alias is true for a Postfix virtual alias domain (all its addresses
+	// are forwarded), whether or not its target is known.
+	Alias  bool   `json:"alias,omitempty"`
+	Source string `json:"source"` // the lookup table or main.cf line that lists it
+}
+
+// A Certificate is one certificate the servers present.
+type Certificate struct {
+	Path     string   `json:"path"`
+	Server   string   `json:"server"` // "postfix" or "dovecot"
+	Names    []string `json:"names"`
+	NotAfter string   `json:"not_after"` // RFC 3339
+	Source   string   `json:"source"`    // where the server configuration names it
+}
+
+// A Snapshot is an immutable view of what mail clients should be told.
+// Build one with Build.
+type Snapshot struct {
+	hostname  string
+	domains   map[string]Domain // keyed by Name
+	names     []string          // sorted keys of domains
+	listed    bool              // every domain source could be enumerated
+	endpoints []Endpoint        // best first
+	certs     []Certificate
+	warnings  []string
+
+	// lookups answer for domains that the enumerated list lacks: sources
+	// that cannot be enumerated, or were down when the snapshot was built.
+	lookups []domainLookup
+	closers []func() error
+}
+
+// A domainLookup asks one domain source whether it hosts a domain.
+type domainLookup struct {
+	source string
+	alias  bool
+	hosts  func(ctx context.Context, domain string) (bool, error)
+}
+
+// Hostname returns the mail host's name as clients are told it.
+func (s *Snapshot) Hostname() string { return s.hostname }
+
+// Domains returns the enumerated hosted domains, sorted by name.
+func (s *Snapshot) Domains() []Domain {
+	out := make([]Domain, 0, len(s.names))
+	for _, n := range s.names {
+		out = append(out, s.domains[n])
+	}
+	return out
+}
+
+// DomainsListed reports whether Domains is complete: false when some source
+// of domains could not be enumerated, so that Lookup may find more.
+func (s *Snapshot) DomainsListed() bool { return s.listed }
+
+// Endpoints returns the servers to advertise, best first: IMAP before POP3
+// before SMTP, and for each, implicit TLS before STARTTLS (RFC 8314).
+func (s *Snapshot) Endpoints() []Endpoint { return slices.Clone(s.endpoints) }
+
+// Certificates returns the certificates the servers present.
+func (s *Snapshot) Certificates() []Certificate { return slices.Clone(s.certs) }
+
+// Warnings returns what the admin should know, one sentence each.
+func (s *Snapshot) Warnings() []string { return slices.Clone(s.warnings) }
+
+// Lookup tells whether the host receives mail for domain (lower-case
+// A-labels). It answers from the enumerated list first and asks the domain
+// sources that could not be enumerated only when the list lacks the domain.
+func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, error) {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if d, ok := s.domains[domain]; ok {
+		return d, true, nil
+	}
+	var errs []error
+	for _, l := range s.lookups {
+		ok, err := l.hosts(ctx, domain)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			return Domain{Name: domain, Alias: l.alias, Source: l.source}, true, nil
+		}
+	}
+	if len(errs) > 0 {
+		return Domain{}, false, errors.Join(errs...)
+	}
+	return Domain{}, false, nil
+}
+
+// Close releases the database connections the Snapshot's lookups hold.
+// Call it once no reader uses the Snapshot any more.
+func (s *Snapshot) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// jsonSnapshot is the documented JSON form of a Snapshot (README.md).
+type jsonSnapshot struct {
+	Hostname      string        `json:"hostname"`
+	Domains       []Domain      `json:"domains"`
+	DomainsListed bool          `json:"domains_listed"`
+	Endpoints     []Endpoint    `json:"endpoints"`
+	Certificates  []Certificate `json:"certificates"`
+	Warnings      []string      `json:"warnings"`
+}
+
+// MarshalJSON encodes the Snapshot in the form README.md documents.
+func (s *Snapshot) MarshalJSON() ([]byte, error) {
+	doc := jsonSnapshot{
+		Hostname:      s.hostname,
+		Domains:       s.Domains(),
+		DomainsListed: s.listed,
+		Endpoints:     s.endpoints,
+		Certificates:  s.certs,
+		Warnings:      s.warnings,
+	}
+	if doc.Endpoints == nil {
+		doc.Endpoints = []Endpoint{}
+	}
+	if doc.Certificates == nil {
+		doc.Certificates = []Certificate{}
+	}
+	if doc.Warnings == nil {
+		doc.Warnings = []string{}
+	}
+	return json.Marshal(doc)
+}
