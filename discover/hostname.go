@@ -15,6 +15,7 @@ type loadedCert struct {
 	server string
 	pos    hostfs.Pos
 	sni    []string // Dovecot local_name names it is presented for; nil for the default
+	key    string   // host path of its private key, "" when not configured
 }
 
 // loadCertificates reads the certificates Postfix's smtpd and Dovecot
@@ -23,17 +24,24 @@ type loadedCert struct {
 func (b *builder) loadCertificates() {
 	// smtpd_tls_chain_files takes precedence over the older *_cert_file
 	// parameters (postconf(5)); its key-only files are skipped.
+	// Each group of smtpd_tls_chain_files starts with its key.
 	if chain, pos := b.pf.Param("smtpd_tls_chain_files"); chain != "" {
-		for _, p := range splitList(chain) {
+		files := splitList(chain)
+		for _, p := range files {
 			if c := b.loadCert("postfix", p, pos, nil, true); c != nil {
+				c.key = files[0]
 				b.pfCerts = append(b.pfCerts, c)
 				break
 			}
 		}
 	} else {
-		for _, param := range []string{"smtpd_tls_cert_file", "smtpd_tls_eccert_file"} {
-			if p, pos := b.pf.Param(param); p != "" && !strings.EqualFold(p, "none") {
+		for _, param := range []struct{ cert, key string }{
+			{"smtpd_tls_cert_file", "smtpd_tls_key_file"},
+			{"smtpd_tls_eccert_file", "smtpd_tls_eckey_file"},
+		} {
+			if p, pos := b.pf.Param(param.cert); p != "" && !strings.EqualFold(p, "none") {
 				if c := b.loadCert("postfix", p, pos, nil, false); c != nil {
+					c.key, _ = b.pf.Param(param.key)
 					b.pfCerts = append(b.pfCerts, c)
 				}
 			}
@@ -43,6 +51,7 @@ func (b *builder) loadCertificates() {
 		eff := b.dc.Effective()
 		if eff.CertFile != "" {
 			if c := b.loadCert("dovecot", eff.CertFile, eff.CertPos, nil, false); c != nil {
+				c.key = eff.KeyFile
 				b.dcCerts = append(b.dcCerts, c)
 			}
 		}
@@ -51,6 +60,7 @@ func (b *builder) loadCertificates() {
 				continue
 			}
 			if c := b.loadCert("dovecot", nc.CertFile, nc.Pos, nc.Names, false); c != nil {
+				c.key = nc.KeyFile
 				b.dcCerts = append(b.dcCerts, c)
 			}
 		}
@@ -59,6 +69,7 @@ func (b *builder) loadCertificates() {
 	for _, c := range append(append([]*loadedCert{}, b.pfCerts...), b.dcCerts...) {
 		b.snap.certs = append(b.snap.certs, Certificate{
 			Path:     c.Path,
+			KeyPath:  c.key,
 			Server:   c.server,
 			Names:    c.Names,
 			NotAfter: c.NotAfter().UTC().Format(time.RFC3339),

@@ -65,7 +65,10 @@ type Domain struct {
 
 // A Certificate is one certificate the servers present.
 type Certificate struct {
-	Path     string   `json:"path"`
+	Path string `json:"path"`
+	// KeyPath is the host path of its private key as the server
+	// configuration names it ("" when none is named).
+	KeyPath  string   `json:"key_path"`
 	Server   string   `json:"server"` // "postfix" or "dovecot"
 	Names    []string `json:"names"`
 	NotAfter string   `json:"not_after"` // RFC 3339
