@@ -66,6 +66,12 @@ func (b *builder) dovecotEndpoints() []Endpoint {
 			continue
 		}
 		sec := dovecotSecurity(l.TLS)
+		if sec == SecurityTLS && eff.SSL == "no" {
+			// "ssl = no: SSL/TLS is completely disabled" (Dovecot's
+			// documentation): an ssl = yes listener cannot do TLS.
+			b.warn("Dovecot %s listener %s (%s) is for implicit TLS but ssl = no (%s) disables TLS: not advertised", l.Service, l.Name, where, eff.SSLPos)
+			continue
+		}
 		if sec == SecurityNone && !eff.PlaintextAuthAllowed {
 			b.warn("Dovecot %s port %d (%s) has no TLS and Dovecot refuses passwords without it: not advertised", l.Protocol, l.Port, where)
 			continue

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -216,5 +218,48 @@ func checkGolden(t *testing.T, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("output differs from %s (review, then go test -update):\n%s", path, got)
+	}
+}
+
+// TestShowText checks the human-readable form against its golden file.
+func TestShowText(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"show", "--root", "../../testdata/corpus/handmade-static-domains"}
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("show: %v\n%s", err, stderr.String())
+	}
+	checkGolden(t, filepath.Join("..", "..", "testdata", "golden", "handmade-static-domains.show.txt"), stdout.Bytes())
+}
+
+func TestShowErrors(t *testing.T) {
+	broken := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(broken, "etc", "postfix"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, "etc", "postfix", "main.cf"), []byte("myhostname mail.example.org\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"no command", nil, true, "no command"},
+		{"unknown command", []string{"frob"}, true, `unknown command "frob"`},
+		{"unknown flag", []string{"show", "--frob"}, true, "flag provided but not defined"},
+		{"stray argument", []string{"show", "extra"}, true, `unexpected argument "extra"`},
+		{"missing root", []string{"show", "--root", filepath.Join(broken, "nope")}, false, "no such file or directory"},
+		{"syntax error", []string{"show", "--root", broken}, false, "/etc/postfix/main.cf:1: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, &stdout, &stderr)
+			var ue usageError
+			if err == nil || errors.As(err, &ue) != tt.usage || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q) = %v (usage error: %v), want an error containing %q (usage error: %v)", tt.args, err, errors.As(err, &ue), tt.want, tt.usage)
+			}
+		})
 	}
 }
