@@ -15,6 +15,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"html"
+	"net/url"
 )
 
 // An Address is the validated address a request is answered for.
@@ -40,6 +41,10 @@ const (
 	FieldDomain                    // Domain
 	FieldLoginAddress              // Local@LoginDomain
 	FieldLoginDomain               // LoginDomain
+	// FieldAddressQuery is Local@Domain escaped as a URL query value
+	// (url.QueryEscape) before the document's own escaping: for links
+	// such as /mobileconfig?emailaddress=...
+	FieldAddressQuery
 	numFields
 )
 
@@ -52,6 +57,7 @@ var markers = [numFields]string{
 	FieldDomain:       "MAILAUTOCONFxDOMAINx9f3c",
 	FieldLoginAddress: "MAILAUTOCONFxLOGINADDRESSx9f3c",
 	FieldLoginDomain:  "MAILAUTOCONFxLOGINDOMAINx9f3c",
+	FieldAddressQuery: "MAILAUTOCONFxADDRESSQUERYx9f3c",
 }
 
 // Marker returns the string a renderer writes in place of f.
@@ -133,25 +139,33 @@ func (t *Template) Append(dst []byte, a Address) []byte {
 			dst = append(dst, p.lit...)
 			continue
 		}
-		dst = t.appendEscaped(dst, a.field(p.field))
+		// Escaping works character by character, so a field is escaped in
+		// pieces rather than concatenated first; "@" needs no escaping in
+		// any syntax.
+		switch p.field {
+		case FieldAddress:
+			dst = append(t.appendEscaped(dst, a.Local), '@')
+			dst = t.appendEscaped(dst, a.Domain)
+		case FieldLocal:
+			dst = t.appendEscaped(dst, a.Local)
+		case FieldDomain:
+			dst = t.appendEscaped(dst, a.Domain)
+		case FieldLoginAddress:
+			dst = append(t.appendEscaped(dst, a.Local), '@')
+			dst = t.appendEscaped(dst, a.loginDomain())
+		case FieldLoginDomain:
+			dst = t.appendEscaped(dst, a.loginDomain())
+		case FieldAddressQuery:
+			// url.QueryEscape returns its argument unchanged, without
+			// allocating, when nothing needs escaping.
+			dst = t.appendEscaped(dst, url.QueryEscape(a.Local))
+			dst = append(dst, "%40"...)
+			dst = t.appendEscaped(dst, url.QueryEscape(a.Domain))
+		default:
+			panic(fmt.Sprintf("render: unknown field %d", p.field))
+		}
 	}
 	return dst
-}
-
-func (a Address) field(f Field) string {
-	switch f {
-	case FieldAddress:
-		return a.Local + "@" + a.Domain
-	case FieldLocal:
-		return a.Local
-	case FieldDomain:
-		return a.Domain
-	case FieldLoginAddress:
-		return a.Local + "@" + a.loginDomain()
-	case FieldLoginDomain:
-		return a.loginDomain()
-	}
-	panic(fmt.Sprintf("render: unknown field %d", f))
 }
 
 func (a Address) loginDomain() string {
@@ -161,9 +175,13 @@ func (a Address) loginDomain() string {
 	return a.LoginDomain
 }
 
-// appendEscaped appends s escaped for the template's syntax, using the
-// standard library's escapers.
+// appendEscaped appends s escaped for the template's syntax. The escaping
+// is the standard library's; plain values, which every encoder passes
+// through unchanged, are appended as they are without allocating.
 func (t *Template) appendEscaped(dst []byte, s string) []byte {
+	if plain(s) {
+		return append(dst, s...)
+	}
 	switch t.syntax {
 	case SyntaxJSON:
 		b, _ := json.Marshal(s) // a string always marshals
@@ -174,4 +192,18 @@ func (t *Template) appendEscaped(dst []byte, s string) []byte {
 	var buf bytes.Buffer
 	xml.EscapeText(&buf, []byte(s)) // writes to a bytes.Buffer never fail
 	return append(dst, buf.Bytes()...)
+}
+
+// plain reports whether s is printable ASCII free of every character that
+// XML, JSON or HTML escaping changes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e:
+			return false
+		case c == '<' || c == '>' || c == '&' || c == '\'' || c == '"' || c == '\\':
+			return false
+		}
+	}
+	return true
 }

@@ -1,8 +1,10 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"html"
 	"testing"
 )
 
@@ -47,5 +49,32 @@ func TestTemplateEscapesPerSyntax(t *testing.T) {
 	}
 	if s := Compile("text/plain", SyntaxXML, []byte("fixed")); !s.Static() || string(s.Append(nil, a)) != "fixed" {
 		t.Errorf("static template = %q", s.Append(nil, a))
+	}
+}
+
+// TestPlainNeedsNoEscaping: the fast path must give exactly what the
+// standard library's escapers give.
+func TestPlainNeedsNoEscaping(t *testing.T) {
+	for c := 0; c < 0x100; c++ {
+		s := "a" + string(rune(c)) + "z"
+		if !plain(s) {
+			continue
+		}
+		var x bytes.Buffer
+		xml.EscapeText(&x, []byte(s))
+		j, _ := json.Marshal(s)
+		if x.String() != s || string(j[1:len(j)-1]) != s || html.EscapeString(s) != s {
+			t.Errorf("plain(%q) = true, but an escaper changes it", s)
+		}
+	}
+}
+
+func BenchmarkAppendPlainAddress(b *testing.B) {
+	tmpl := Compile("text/xml", SyntaxXML, []byte("<a>"+Marker(FieldLoginAddress)+"</a><b>"+Marker(FieldAddressQuery)+"</b>"))
+	a := Address{Local: "alice.smith", Domain: "example.com"}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = tmpl.Append(buf[:0], a)
 	}
 }

@@ -126,10 +126,17 @@ func start() (*Server, error) {
 		pid:    filepath.Join(dir, "pid"),
 		log:    filepath.Join(dir, "error.log"),
 	}
+	// A private tmpdir: temporary tables of servers (and test binaries)
+	// running side by side must not meet in /tmp.
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	args := []string{
 		"--no-defaults",
 		"--auth-root-authentication-method=normal",
 		"--datadir=" + s.data,
+		"--tmpdir=" + filepath.Join(dir, "tmp"),
 		"--skip-test-db",
 		"--skip-name-resolve",
 		"--innodb-buffer-pool-size=16M",
@@ -161,6 +168,7 @@ func (s *Server) run() error {
 	args := []string{
 		"--no-defaults",
 		"--datadir=" + s.data,
+		"--tmpdir=" + filepath.Join(s.dir, "tmp"),
 		"--socket=" + s.socket,
 		"--pid-file=" + s.pid,
 		"--log-error=" + s.log,

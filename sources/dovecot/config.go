@@ -64,7 +64,7 @@ func (c *Config) ProtocolSetting(protocol, name string) (string, hostfs.Pos) {
 		if !matchesProtocol(f.arg, protocol) {
 			continue
 		}
-		if _, ok := f.vals[name]; ok {
+		if _, ok := c.ev.own(f, name); ok {
 			found = f
 		}
 	}

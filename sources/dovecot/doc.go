@@ -15,8 +15,11 @@
 //   - !include and !include_try with globs and {a,b} braces, relative to the
 //     including file's directory, with include loops reported;
 //   - sections: service / inet_listener, the protocol, local, remote and
-//     local_name filters, 2.4's boolean lists ("protocols { imap = yes }") and
-//     the ssl_server named filter; any other section is parsed and ignored.
+//     local_name filters, 2.4's boolean lists ("protocols { imap = yes }"),
+//     the ssl_server named filter and settings groups ("group @name value { }"
+//     included by "@name = value", below the settings made where included);
+//     any other section is parsed and ignored. A 2.4 service's "listen" is
+//     the default of its inet_listeners'.
 //
 // Load returns a Config: the global settings with Dovecot's built-in defaults
 // filled in (Setting, ProtocolSetting), the values that decide what clients

@@ -27,10 +27,8 @@ func needTool(t *testing.T, name string) string {
 }
 
 // runDoveconfOn runs the real doveconf on the configuration tree of a set
-// (a directory standing for "/") inside a private mount namespace: the set's
-// top-level directories are overlaid on the real ones, its etc/dovecot and
-// usr/share/dovecot/protocols.d (or an empty directory) replace the real
-// ones exactly. It returns doveconf -a and doveconf -f protocol=P keys
+// (a directory standing for "/") inside a private mount namespace made by
+// mountSetScript. It returns doveconf -a and doveconf -f protocol=P keys
 // output for each protocol.
 func runDoveconfOn(t *testing.T, set string, protocols []string) (string, map[string]string) {
 	t.Helper()
@@ -41,26 +39,8 @@ func runDoveconfOn(t *testing.T, set string, protocols []string) (string, map[st
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	empty := t.TempDir()
 	var sh strings.Builder
-	sh.WriteString("set -e\n")
-	entries, err := os.ReadDir(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		switch name := e.Name(); {
-		case !e.IsDir(), name == "truth", name == "usr", name == "tmp", name == "proc", name == "dev", name == "sys":
-		default:
-			fmt.Fprintf(&sh, "if [ -d /%s ]; then mount -t overlay overlay -o lowerdir=%s:/%s /%s; fi\n", name, filepath.Join(set, name), name, name)
-		}
-	}
-	fmt.Fprintf(&sh, "mount --bind %s /etc/dovecot\n", filepath.Join(set, "etc", "dovecot"))
-	protoD := filepath.Join(set, "usr", "share", "dovecot", "protocols.d")
-	if _, err := os.Stat(protoD); err != nil {
-		protoD = empty
-	}
-	fmt.Fprintf(&sh, "mount --bind %s /usr/share/dovecot/protocols.d\n", protoD)
+	sh.WriteString(mountSetScript(t, set))
 	keys := "protocols listen ssl disable_plaintext_auth auth_mechanisms auth_username_format ssl_cert ssl_key"
 	fmt.Fprintf(&sh, "%s -c /etc/dovecot/dovecot.conf -a > %s/a.txt 2>%s/a.err\n", doveconf, out, out)
 	for _, p := range protocols {
@@ -96,10 +76,40 @@ func runDoveconfOn(t *testing.T, set string, protocols []string) (string, map[st
 	return string(a), byProto
 }
 
+// mountSetScript returns shell commands that, run in a private mount
+// namespace, make a set (a directory standing for "/") the host's Dovecot
+// configuration: its top-level directories are overlaid on the real ones, its
+// etc/dovecot and usr/share/dovecot/protocols.d (or an empty directory)
+// replace the real ones exactly.
+func mountSetScript(t *testing.T, set string) string {
+	t.Helper()
+	empty := t.TempDir()
+	var sh strings.Builder
+	sh.WriteString("set -e\n")
+	entries, err := os.ReadDir(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case !e.IsDir(), name == "truth", name == "usr", name == "tmp", name == "proc", name == "dev", name == "sys":
+		default:
+			fmt.Fprintf(&sh, "if [ -d /%s ]; then mount -t overlay overlay -o lowerdir=%s:/%s /%s; fi\n", name, filepath.Join(set, name), name, name)
+		}
+	}
+	fmt.Fprintf(&sh, "mount --bind %s /etc/dovecot\n", filepath.Join(set, "etc", "dovecot"))
+	protoD := filepath.Join(set, "usr", "share", "dovecot", "protocols.d")
+	if _, err := os.Stat(protoD); err != nil {
+		protoD = empty
+	}
+	fmt.Fprintf(&sh, "mount --bind %s /usr/share/dovecot/protocols.d\n", protoD)
+	return sh.String()
+}
+
 // TestDoveconfDifferential runs the real doveconf (2.3) on every corpus set
 // and on this package's 2.3 fixtures and compares its answers with ours.
-// doveconf 2.3 cannot read 2.4 syntax: the 2.4 fixtures are checked against
-// expectations from the 2.4 documentation in TestFixtures24.
+// doveconf 2.3 cannot read 2.4 syntax: the 2.4 fixtures are checked by
+// TestDoveconf24Differential and TestFixtures24.
 func TestDoveconfDifferential(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {

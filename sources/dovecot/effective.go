@@ -148,7 +148,7 @@ func (c *Config) computeEffective() (Effective, []error) {
 				e.LocalNameCerts = append(e.LocalNameCerts, NamedCert{Names: splitList(f.arg), CertFile: cert, KeyFile: key, Pos: pos})
 			}
 		}
-		if f.changesAuthOrSSL() {
+		if c.changesAuthOrSSL(f) {
 			e.Filters = append(e.Filters, c.filterOf(f))
 		}
 	}
@@ -174,7 +174,7 @@ func (c *Config) certIn(s *scope, v24 bool) (cert, key string, pos hostfs.Pos) {
 	}
 	pick := func(keys []string) (string, hostfs.Pos) {
 		for _, k := range keys {
-			if a, ok := s.vals[k]; ok && a.value != "" {
+			if a, ok := c.ev.own(s, k); ok && a.value != "" {
 				return filePath(a), a.pos
 			}
 		}
@@ -196,8 +196,8 @@ func filePath(a assignment) string {
 	return a.value
 }
 
-func (s *scope) changesAuthOrSSL() bool {
-	for k := range s.vals {
+func (c *Config) changesAuthOrSSL(s *scope) bool {
+	for _, k := range c.ev.ownKeys(s) {
 		if k == "ssl" || k == "disable_plaintext_auth" || strings.HasPrefix(k, "ssl_") || strings.HasPrefix(k, "auth_") {
 			return true
 		}
@@ -207,8 +207,12 @@ func (s *scope) changesAuthOrSSL() bool {
 
 func (c *Config) filterOf(s *scope) Filter {
 	f := Filter{Kind: s.kind, Arg: s.arg, Pos: s.pos, Settings: map[string]string{}}
-	for _, k := range s.order {
-		f.Settings[k] = c.ev.expandSETDepth(s, s.vals[k].value, 8)
+	for _, k := range c.ev.ownKeys(s) {
+		if strings.HasPrefix(k, "@") {
+			continue
+		}
+		a, _ := c.ev.own(s, k)
+		f.Settings[k] = c.ev.expandSETDepth(s, a.value, 8)
 	}
 	for p := s.parent; p != nil && p.kind != ""; p = p.parent {
 		f.Within = append([]string{p.kind + " " + p.arg}, f.Within...)

@@ -2,6 +2,7 @@ package dovecot
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
@@ -34,6 +35,7 @@ func (s *scope) set(key string, a assignment) {
 // A service is the merged service blocks of one name.
 type service struct {
 	listeners []*listenerBlock
+	listen    *assignment // 2.4 "listen" in the service block: its listeners' default
 }
 
 // A listenerBlock is the merged inet_listener blocks of one name.
@@ -85,6 +87,7 @@ var wanted = map[string]bool{
 type evaluator struct {
 	root     *scope
 	filters  []*scope
+	groups   map[string]*scope // 2.4 "group @name value { }" by "@name value"
 	services map[string]*service
 	stack    []frame
 	version  string // dovecot_config_version as written
@@ -96,6 +99,7 @@ func newEvaluator() *evaluator {
 	root := &scope{vals: map[string]assignment{}}
 	return &evaluator{
 		root:     root,
+		groups:   map[string]*scope{},
 		services: map[string]*service{},
 		stack:    []frame{{kind: frameRoot, scope: root}},
 	}
@@ -123,7 +127,9 @@ func (e *evaluator) push(l *Line) {
 	f := frame{kind: frameIgnored, pos: l.Pos}
 	arg := strings.Join(l.Args, " ")
 	switch {
-	case (t.kind == frameRoot || t.kind == frameFilter) && filterKinds[l.Key] && arg != "":
+	case t.kind == frameRoot && l.Key == "group" && len(l.Args) == 2 && strings.HasPrefix(l.Args[0], "@"):
+		f.kind, f.scope = frameFilter, e.group(l.Args[0]+" "+l.Args[1], l.Pos)
+	case (t.kind == frameRoot || t.kind == frameFilter) && filterKinds[l.Key] && arg != "" && t.scope.kind != "group":
 		f.kind, f.scope = frameFilter, e.filter(t.scope, l.Key, arg, l.Pos)
 	case t.kind == frameRoot && l.Key == "service" && arg != "":
 		svc := e.services[arg]
@@ -151,6 +157,17 @@ func (e *evaluator) filter(parent *scope, kind, arg string, pos hostfs.Pos) *sco
 	s := &scope{kind: kind, arg: arg, parent: parent, pos: pos, vals: map[string]assignment{}}
 	e.filters = append(e.filters, s)
 	return s
+}
+
+// group returns the scope of a settings group, "@name value". Its settings
+// apply where "@name = value" includes it, below the settings made there.
+func (e *evaluator) group(ref string, pos hostfs.Pos) *scope {
+	g := e.groups[ref]
+	if g == nil {
+		g = &scope{kind: "group", arg: ref, pos: pos, vals: map[string]assignment{}}
+		e.groups[ref] = g
+	}
+	return g
 }
 
 func (e *evaluator) listener(svc *service, name string, pos hostfs.Pos) *listenerBlock {
@@ -185,6 +202,10 @@ func (e *evaluator) setting(root hostfs.Root, l *Line) {
 	case frameListener:
 		key := strings.TrimPrefix(l.Key, "inet_listener_")
 		t.lis.vals[key] = assignment{value: l.Value, pos: l.Pos}
+	case frameService:
+		if l.Key == "listen" {
+			t.svc.listen = &assignment{value: l.Value, pos: l.Pos}
+		}
 	}
 }
 
@@ -196,13 +217,19 @@ func (e *evaluator) boolListItem(t *frame, l *Line) {
 		return
 	}
 	cur, _, _ := e.lookup(t.scope, t.prefix)
+	// An item already on keeps its place, as doveconf lists them.
 	var items []string
+	found := false
 	for _, it := range splitList(cur) {
-		if it != l.Key {
-			items = append(items, it)
+		if it == l.Key {
+			found = true
+			if !on {
+				continue
+			}
 		}
+		items = append(items, it)
 	}
-	if on {
+	if on && !found {
 		items = append(items, l.Key)
 	}
 	t.scope.set(t.prefix, assignment{value: strings.Join(items, " "), pos: l.Pos})
@@ -257,12 +284,51 @@ func (e *evaluator) value(root hostfs.Root, s *scope, key string, l *Line) assig
 // in an enclosing scope, else the built-in default.
 func (e *evaluator) lookup(s *scope, key string) (string, hostfs.Pos, bool) {
 	for ; s != nil; s = s.parent {
-		if a, ok := s.vals[key]; ok {
+		if a, ok := e.own(s, key); ok {
 			return a.value, a.pos, true
 		}
 	}
 	v, ok := defaultValue(e.versionMajorMinor(), e.debian, key)
 	return v, hostfs.Pos{}, ok
+}
+
+// own returns a setting made in scope s itself: set there, else set by the
+// last group s includes that sets it ("@name = value").
+func (e *evaluator) own(s *scope, key string) (assignment, bool) {
+	if a, ok := s.vals[key]; ok {
+		return a, true
+	}
+	for i := len(s.order) - 1; i >= 0; i-- {
+		k := s.order[i]
+		if !strings.HasPrefix(k, "@") || s.kind == "group" {
+			continue
+		}
+		if g := e.groups[k+" "+s.vals[k].value]; g != nil {
+			if a, ok := g.vals[key]; ok {
+				return a, true
+			}
+		}
+	}
+	return assignment{}, false
+}
+
+// ownKeys returns the settings made in scope s itself, its groups' included,
+// in first-set order.
+func (e *evaluator) ownKeys(s *scope) []string {
+	keys := append([]string(nil), s.order...)
+	for _, k := range s.order {
+		if !strings.HasPrefix(k, "@") || s.kind == "group" {
+			continue
+		}
+		if g := e.groups[k+" "+s.vals[k].value]; g != nil {
+			for _, gk := range g.order {
+				if !slices.Contains(keys, gk) {
+					keys = append(keys, gk)
+				}
+			}
+		}
+	}
+	return keys
 }
 
 // expandSET replaces every space-separated "$SET:name" token of v.

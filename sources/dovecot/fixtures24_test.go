@@ -19,7 +19,8 @@ func lis(l Listener) string {
 }
 
 // TestFixtures24 checks the 2.4 fixtures against expectations derived from
-// the Dovecot 2.4 documentation (doveconf 2.3 cannot read them).
+// the Dovecot 2.4 documentation and confirmed by Debian 13's doveconf 2.4.1
+// (TestDoveconf24Differential, which needs it fetched; this test does not).
 func TestFixtures24(t *testing.T) {
 	tests := []struct {
 		set       string
@@ -73,9 +74,40 @@ func TestFixtures24(t *testing.T) {
 			},
 			settings: map[string]string{
 				"login_log_format_elements": "user=<%{user}> method=%{mechanism}",
-				"ssl_server_dh_file":        "-----BEGIN DH PARAMETERS-----\n} # not a section end\n-----END DH PARAMETERS-----",
 				"submission_relay_trusted":  "yes",
 			},
+		},
+		{
+			set: "dovecot24-tricky",
+			effective: Effective{
+				Protocols: []string{"imap", "submission", "pop3"}, Listen: []string{"192.0.2.10", "[2001:db8::10]"}, SSL: "required",
+				AuthMechanisms: []string{"plain", "login"}, AuthUsernameFormat: "%{user | username | lower}",
+				CertFile: "/etc/ssl/mail/default.crt", KeyFile: "/etc/ssl/mail/default.key",
+				LocalNameCerts: []NamedCert{
+					{Names: []string{"mail.example.org"}, CertFile: "/etc/ssl/mail/org.crt", KeyFile: "/etc/ssl/mail/org.key"},
+					{Names: []string{"imap.example.net"}, CertFile: "/etc/ssl/mail/net.crt", KeyFile: "/etc/ssl/mail/net.key"},
+				},
+				SubmissionRelayPort: 25,
+				Filters: []Filter{
+					{Kind: "local_name", Arg: "mail.example.org", Settings: map[string]string{
+						"ssl_server_cert_file": "/etc/ssl/mail/org.crt", "ssl_server_key_file": "/etc/ssl/mail/org.key"}},
+					{Kind: "local_name", Arg: "imap.example.net", Settings: map[string]string{
+						"ssl_server_cert_file": "/etc/ssl/mail/net.crt", "ssl_server_key_file": "/etc/ssl/mail/net.key"}},
+					{Kind: "protocol", Arg: "imap", Settings: map[string]string{"auth_mechanisms": "plain"}},
+					{Kind: "protocol", Arg: "submission", Settings: map[string]string{"auth_allow_cleartext": "yes", "ssl": "yes"}},
+				},
+			},
+			listeners: []string{
+				`imap-login/imap 143 ssl=false haproxy=false enabled=true loopback=false starttls-required ["192.0.2.10" "[2001:db8::10]"]`,
+				`imap-login/imap_internal 1143 ssl=false haproxy=false enabled=true loopback=false starttls-required ["10.0.0.1"]`,
+				`imap-login/imaps 10993 ssl=true haproxy=true enabled=true loopback=false implicit ["192.0.2.10" "[2001:db8::10]"]`,
+				`managesieve-login/sieve 4190 ssl=false haproxy=false enabled=false loopback=false starttls-required ["192.0.2.10" "[2001:db8::10]"]`,
+				`pop3-login/pop3 0 ssl=false haproxy=false enabled=true loopback=true starttls-required ["127.0.0.1"]`,
+				`pop3-login/pop3s 995 ssl=true haproxy=false enabled=true loopback=true implicit ["127.0.0.1"]`,
+				`submission-login/submission 587 ssl=false haproxy=false enabled=true loopback=false starttls-optional ["192.0.2.10" "[2001:db8::10]"]`,
+				`submission-login/submissions 465 ssl=false haproxy=false enabled=true loopback=false starttls-optional ["192.0.2.10" "[2001:db8::10]"]`,
+			},
+			settings: map[string]string{"@tls": "strict", "ssl": "required"},
 		},
 	}
 	for _, tt := range tests {

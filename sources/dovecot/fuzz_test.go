@@ -47,6 +47,7 @@ var fuzzSeeds = []string{
 	"k = '\\\n'\"#\n= x\n}\n",
 	"k = $SET:k $SET:j\nj = $SET:k\n",
 	"service imap-login {\n inet_listener {\n port = -1\n haproxy = 1\n }\n}\nsubmission_relay_port = x\n",
+	"dovecot_config_version = 2.4.1\n@g = v\ngroup @g v {\n ssl = maybe\n ssl_server {\n  cert_file = /c\n }\n protocol imap {\n }\n}\nlocal_name x {\n @g = v\n}\nservice pop3-login {\n listen = ::1\n}\n",
 }
 
 func FuzzParse(f *testing.F) {

@@ -92,11 +92,16 @@ func (c *Config) computeListeners() ([]Listener, []error) {
 	for i := range ls {
 		l := &ls[i]
 		if len(l.Address) == 0 {
-			l.Address = append([]string(nil), eff.Listen...)
+			if svc := c.ev.services[l.Service]; svc != nil && svc.listen != nil {
+				l.Address = splitList(svc.listen.value) // 2.4: the service's listen
+			} else {
+				l.Address = append([]string(nil), eff.Listen...)
+			}
 		}
 		l.ProtocolEnabled = slices.Contains(eff.Protocols, l.Protocol)
 		l.LoopbackOnly = len(l.Address) > 0 && !slices.ContainsFunc(l.Address, func(a string) bool { return !isLoopback(a) })
-		l.TLS = tlsMode(l.SSL, eff.SSL)
+		ssl, _ := c.ProtocolSetting(l.Protocol, "ssl") // a protocol block may change ssl
+		l.TLS = tlsMode(l.SSL, ssl)
 	}
 	sort.SliceStable(ls, func(i, j int) bool {
 		if ls[i].Service != ls[j].Service {

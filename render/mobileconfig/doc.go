@@ -1,0 +1,26 @@
+// Package mobileconfig turns a discover.Snapshot and a mail address into an
+// Apple configuration profile (.mobileconfig) that sets up the account in
+// Mail on iOS, iPadOS and macOS, and signs it with the mail host's own
+// certificate so the install sheet shows it as verified.
+//
+// Profile writes the unsigned XML property list: one com.apple.mail.managed
+// payload with the best incoming server (IMAP, or POP3 when the host offers
+// no IMAP) and the best SMTP submission server, never a password. Its UUIDs
+// and identifiers are derived from the host name and the address, so
+// installing a newer profile for the same address replaces the old one.
+//
+// A Signer wraps those bytes in CMS SignedData (RFC 5652; DER, content
+// attached, the signer's certificate and chain included), which is what
+// "openssl smime -sign -nodetach -outform der" writes and what Apple
+// devices verify. Because the signature covers the exact bytes, a profile
+// cannot be a render.Template; instead the Signer caches signed profiles,
+// so a repeated request costs a map lookup.
+//
+// Signing uses github.com/smallstep/pkcs7: the maintained continuation of
+// mozilla-services/pkcs7 (now archived), with tagged releases, no
+// dependencies beyond the standard library, RSA and ECDSA signers with
+// SHA-256, and already the CMS code of the Apple MDM servers in micromdm
+// (nanomdm, nanodep, scep). github.com/digitorus/pkcs7 was the other
+// candidate; it has no tagged release and its current version requires a
+// newer Go than this module's.
+package mobileconfig

@@ -1,0 +1,195 @@
+package mobileconfig
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/render"
+)
+
+// ContentType is the media type of a profile, signed or not.
+const ContentType = "application/x-apple-aspen-config"
+
+// ErrNoServer is returned (wrapped) when the host advertises no incoming or
+// no outgoing server a profile can describe: a Mail payload needs both.
+var ErrNoServer = errors.New("mobileconfig: no server a profile can describe")
+
+// Profile returns the unsigned .mobileconfig plist for the address; name is
+// the optional display name. UUIDs derived from (address, snapshot
+// hostname) — stable, not random.
+func Profile(s *discover.Snapshot, a render.Address, name string) ([]byte, error) {
+	return profile(s.Hostname(), s.Endpoints(), a, name)
+}
+
+// profile is Profile for the host name and endpoints of a Snapshot.
+func profile(hostname string, eps []discover.Endpoint, a render.Address, name string) ([]byte, error) {
+	in, ok := pick(eps, "imap")
+	accountType := "EmailTypeIMAP"
+	if !ok {
+		in, ok = pick(eps, "pop3")
+		accountType = "EmailTypePOP"
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no IMAP or POP3 server with TLS or STARTTLS", ErrNoServer)
+	}
+	out, ok := pick(eps, "smtp")
+	if !ok {
+		return nil, fmt.Errorf("%w: no SMTP submission server with TLS or STARTTLS", ErrNoServer)
+	}
+
+	host := strings.ToLower(strings.TrimSuffix(hostname, "."))
+	addr := a.String()
+	key := profileKey(host, a)
+	configUUID := derivedUUID(key, "configuration")
+	mailUUID := derivedUUID(key, "mail")
+	ident := "mailautoconf." + strings.ToLower(configUUID)
+	if host != "" {
+		ident = reverseDNS(host) + "." + ident
+	}
+	kinds := "IMAP and SMTP"
+	if accountType == "EmailTypePOP" {
+		kinds = "POP3 and SMTP"
+	}
+
+	mail := dict{
+		{"EmailAccountDescription", addr},
+	}
+	if name != "" {
+		mail = append(mail, entry{"EmailAccountName", name})
+	}
+	mail = append(mail, dict{
+		{"EmailAccountType", accountType},
+		{"EmailAddress", addr},
+	}...)
+	mail = append(mail, server("Incoming", in, a)...)
+	mail = append(mail, server("Outgoing", out, a)...)
+	mail = append(mail, dict{
+		{"OutgoingPasswordSameAsIncomingPassword", true},
+		{"PayloadDescription", kinds + " settings for " + addr},
+		{"PayloadDisplayName", "Mail (" + addr + ")"},
+		{"PayloadIdentifier", ident + ".mail"},
+		{"PayloadType", "com.apple.mail.managed"},
+		{"PayloadUUID", mailUUID},
+		{"PayloadVersion", 1},
+	}...)
+
+	profile := dict{
+		{"PayloadContent", array{mail}},
+		{"PayloadDescription", "Sets up the mail account " + addr + " with the servers of " + host + "."},
+		{"PayloadDisplayName", "Mail account " + addr},
+		{"PayloadIdentifier", ident},
+		{"PayloadOrganization", a.Domain},
+		{"PayloadRemovalDisallowed", false},
+		{"PayloadType", "Configuration"},
+		{"PayloadUUID", configUUID},
+		{"PayloadVersion", 1},
+	}
+	var b bytes.Buffer
+	b.Grow(3072)
+	if err := writePlist(&b, profile); err != nil {
+		return nil, fmt.Errorf("mobileconfig: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// pick returns the endpoint of protocol a profile should describe: the
+// first (best) with implicit TLS, else the first with STARTTLS, never one
+// without TLS.
+//
+// The Mail payload has one UseSSL flag per server and no way to say
+// STARTTLS (PROTOCOLS.md §6.4), so implicit-TLS ports (993, 995, 465) come
+// first. When a protocol is offered with STARTTLS only, the profile still
+// describes that port, with UseSSL true. Apple Mail speaks TLS from the
+// first byte on the implicit-TLS ports and upgrades with STARTTLS on the
+// others when SSL is on: Apple's own support article on iCloud Mail server
+// settings gives "port 587, SSL required" for a submission server that
+// only does STARTTLS, and automx2 writes UseSSL true for STARTTLS servers
+// too. UseSSL false would let the client send the password in clear. The
+// other choice, no profile for a STARTTLS-only host, would leave its Apple
+// users with nothing while every other client is sent to the same port.
+func pick(eps []discover.Endpoint, protocol string) (discover.Endpoint, bool) {
+	for _, sec := range []discover.Security{discover.SecurityTLS, discover.SecuritySTARTTLS} {
+		i := slices.IndexFunc(eps, func(e discover.Endpoint) bool {
+			return e.Protocol == protocol && e.Security == sec && e.Host != ""
+		})
+		if i >= 0 {
+			return eps[i], true
+		}
+	}
+	return discover.Endpoint{}, false
+}
+
+// server returns the payload keys for one server; dir is "Incoming" or
+// "Outgoing".
+func server(dir string, e discover.Endpoint, a render.Address) dict {
+	user := a.Local + "@" + loginDomain(a)
+	if e.Username == discover.UsernameLocalPart {
+		user = a.Local
+	}
+	p := dir + "MailServer"
+	return dict{
+		{p + "Authentication", authentication(e.Auth)},
+		{p + "HostName", e.Host},
+		{p + "PortNumber", e.Port},
+		{p + "UseSSL", true}, // pick never returns an endpoint without TLS
+		{p + "Username", user},
+	}
+}
+
+func loginDomain(a render.Address) string {
+	if a.LoginDomain != "" {
+		return a.LoginDomain
+	}
+	return a.Domain
+}
+
+// authentication maps the server's SASL mechanisms to the payload's
+// authentication value: the password (PLAIN or LOGIN over TLS) whenever
+// the server takes it, challenge-response only when CRAM-MD5 is all it
+// offers of the two.
+func authentication(mechs []string) string {
+	if !slices.Contains(mechs, "PLAIN") && !slices.Contains(mechs, "LOGIN") && slices.Contains(mechs, "CRAM-MD5") {
+		return "EmailAuthCRAMMD5"
+	}
+	return "EmailAuthPassword"
+}
+
+// profileKey is what the derived UUIDs depend on: the mail host and the
+// address, not the display name or the servers, so a profile for the same
+// address always replaces its predecessor.
+func profileKey(host string, a render.Address) string {
+	return "mailautoconf mobileconfig v1\x00" + host + "\x00" + a.Local + "@" + a.Domain
+}
+
+// derivedUUID returns an RFC 9562 version 8 (custom) UUID made from the
+// SHA-256 of key and role, in the upper-case form Apple's tools write.
+func derivedUUID(key, role string) string {
+	sum := sha256.Sum256([]byte(key + "\x00" + role))
+	sum[6] = sum[6]&0x0f | 0x80 // version 8
+	sum[8] = sum[8]&0x3f | 0x80 // variant 10
+	var b [36]byte
+	hex.Encode(b[0:8], sum[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], sum[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], sum[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], sum[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], sum[10:16])
+	return strings.ToUpper(string(b[:]))
+}
+
+// reverseDNS turns mail.example.com into com.example.mail, the form of
+// Apple's payload identifiers.
+func reverseDNS(host string) string {
+	labels := strings.Split(strings.Trim(host, "."), ".")
+	slices.Reverse(labels)
+	return strings.Join(labels, ".")
+}
