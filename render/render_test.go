@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 var update = flag.Bool("update", false, "rewrite ../testdata/golden files with current output")
@@ -210,13 +211,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 // xmllint checks b with libxml2's xmllint --noout.
 func xmllint(t *testing.T, b []byte) {
 	t.Helper()
-	path, err := exec.LookPath("xmllint")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("xmllint: %v (install libxml2-utils)", err)
-		}
-		t.Skipf("xmllint: %v", err)
-	}
+	path := testtool.Need(t, "xmllint") // Debian libxml2-utils
 	cmd := exec.Command(path, "--noout", "--nonet", "-")
 	cmd.Stdin = bytes.NewReader(b)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -6,11 +6,12 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 // decodePlist reads an XML property list of dicts, arrays, strings,
@@ -120,13 +121,7 @@ func decodeValue(d *xml.Decoder, start xml.StartElement) (any, error) {
 // Apple's parser on this machine, and returns it through JSON.
 func plistlib(t *testing.T, data []byte) any {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("python3 not found")
-	}
+	py := testtool.Need(t, "python3")
 	cmd := exec.Command(py, "-c", "import plistlib, sys, json; json.dump(plistlib.loads(sys.stdin.buffer.read()), sys.stdout)")
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := cmd.Output()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/render"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
@@ -187,14 +188,7 @@ func handmadeWith(t testing.TB, cert, key []byte) (hostfs.Root, *discover.Snapsh
 
 func needOpenSSL(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl not found")
-		}
-		t.Skip("openssl not found")
-	}
-	return p
+	return testtool.Need(t, "openssl")
 }
 
 // TestSignVerifiesWithOpenSSL checks a signed profile the way a device

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 // keys24 are the global settings compared with Dovecot 2.4's doveconf.
@@ -24,11 +26,7 @@ func doveconf24(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("MAILAUTOCONF_DOVECONF24")
 	if p == "" {
-		msg := "MAILAUTOCONF_DOVECONF24 not set; run: export MAILAUTOCONF_DOVECONF24=$(bash scripts/dovecot24.sh)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testtool.Missing(t, "MAILAUTOCONF_DOVECONF24 not set; run: export MAILAUTOCONF_DOVECONF24=$(bash scripts/dovecot24.sh)")
 	}
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("MAILAUTOCONF_DOVECONF24: %v", err)
@@ -69,10 +67,7 @@ func runDoveconf24On(t *testing.T, doveconf, set string, queries map[string][]st
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		if strings.Contains(stderr.String(), "Operation not permitted") || strings.Contains(stderr.String(), "unknown filesystem type") {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("private mount namespace: %v: %s", err, stderr.String())
-			}
-			t.Skipf("private mount namespace: %v: %s", err, stderr.String())
+			testtool.Missing(t, "private mount namespace: %v: %s", err, stderr.String())
 		}
 		t.Fatalf("doveconf 2.4 in namespace: %v\n%s", err, stderr.String())
 	}
@@ -175,12 +170,7 @@ func parseDoveconf24(text string) conf24 {
 // services.
 func TestDoveconf24Differential(t *testing.T) {
 	doveconf := doveconf24(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the doveconf 2.4 differential test needs root (mount namespaces)")
-		}
-		t.Skip("needs root for mount namespaces")
-	}
+	testtool.NeedRoot(t, "the doveconf 2.4 differential test uses mount namespaces")
 	sets, _ := filepath.Glob(filepath.Join("testdata", "dovecot24-*"))
 	if len(sets) == 0 {
 		t.Fatal("no testdata/dovecot24-* fixtures")

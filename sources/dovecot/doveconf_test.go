@@ -10,20 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 // needTool finds a tool the integration tests need: on a developer machine
 // without it they skip, in CI (CI=true) they fail.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
+	return testtool.Need(t, name)
 }
 
 // runDoveconfOn runs the real doveconf on the configuration tree of a set
@@ -54,10 +49,7 @@ func runDoveconfOn(t *testing.T, set string, protocols []string) (string, map[st
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(filepath.Join(out, "a.err"))
 		if strings.Contains(stderr.String(), "Operation not permitted") || strings.Contains(stderr.String(), "unknown filesystem type") {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("private mount namespace: %v: %s", err, stderr.String())
-			}
-			t.Skipf("private mount namespace: %v: %s", err, stderr.String())
+			testtool.Missing(t, "private mount namespace: %v: %s", err, stderr.String())
 		}
 		t.Fatalf("doveconf in namespace: %v\n%s%s", err, stderr.String(), msg)
 	}
@@ -111,12 +103,7 @@ func mountSetScript(t *testing.T, set string) string {
 // doveconf 2.3 cannot read 2.4 syntax: the 2.4 fixtures are checked by
 // TestDoveconf24Differential and TestFixtures24.
 func TestDoveconfDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the doveconf differential test needs root (mount namespaces)")
-		}
-		t.Skip("needs root for mount namespaces")
-	}
+	testtool.NeedRoot(t, "the doveconf differential test uses mount namespaces")
 	sets := corpusSets(t)
 	fixtures, _ := filepath.Glob(filepath.Join("testdata", "dovecot23-*"))
 	sets = append(sets, fixtures...)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 // TestPostmapDifferential asks the real postmap(1) and Lookup the same keys
@@ -19,21 +20,9 @@ import (
 // difference in %-expansion, suppression, quoting, result_format or the
 // domain restriction shows.
 func TestPostmapDifferential(t *testing.T) {
-	postmap, err := exec.LookPath("postmap")
-	if err != nil {
-		postmap = "/usr/sbin/postmap"
-		if _, err := os.Stat(postmap); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("postmap not found (CI=true)")
-			}
-			t.Skip("postmap not installed")
-		}
-	}
-	if out, err := exec.Command("postconf", "-m").Output(); err == nil && !bytes.Contains(out, []byte("mysql\n")) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("postfix-mysql not installed (CI=true)")
-		}
-		t.Skip("postfix-mysql not installed")
+	postmap := testtool.Need(t, "postmap")
+	if out, err := exec.Command(testtool.Need(t, "postconf"), "-m").Output(); err == nil && !bytes.Contains(out, []byte("mysql\n")) {
+		testtool.Missing(t, "postfix-mysql not installed")
 	}
 	s := mariadbtest.Shared(t)
 	keys := []string{

@@ -1,0 +1,55 @@
+// Package testtool lets integration tests find the real programs they talk
+// to (postconf, doveconf, mariadbd, openssl, xmllint, ...). On a developer
+// machine without one, the test is skipped; in CI (CI=true) it fails, so a
+// CI run never passes by skipping.
+package testtool
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI, where nothing may be skipped
+// for want of a tool.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing ends t because something it needs is not here: a skip on a
+// developer machine, a failure in CI.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatal(msg + " (CI=true: a missing tool fails the run)")
+	}
+	t.Skip(msg)
+}
+
+// Need returns the path of the program name, looking in PATH and then in
+// /usr/sbin and /sbin (where Debian keeps postconf and mariadbd, outside a
+// normal user's PATH), or ends t through Missing.
+func Need(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	Missing(t, "%s not found in PATH, /usr/sbin or /sbin", name)
+	return ""
+}
+
+// NeedRoot ends t through Missing unless the test runs as root (mount
+// namespaces, dpkg).
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "needs root: %s", why)
+	}
+}
