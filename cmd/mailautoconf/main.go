@@ -5,10 +5,16 @@
 // Usage:
 //
 //	mailautoconf show [--root DIR] [--json] [--mysql-socket PATH]
+//	mailautoconf serve [--root DIR] [--listen ADDR]... [--mysql-socket PATH]
 //
 // show prints the snapshot the daemon would serve: the host name, the hosted
 // domains, the IMAP/POP3/SMTP endpoints with the file:line each came from,
 // and every warning.
+//
+// serve answers mail clients' discovery requests (Mozilla autoconfig,
+// Outlook Autodiscover, autodiscover.json, Apple profiles, a settings page)
+// over plain HTTP on each --listen address, for a web server or TLS proxy
+// in front.
 package main
 
 import (
@@ -43,6 +49,7 @@ const usage = `usage: mailautoconf <command> [flags]
 
 commands:
   show    print what mail clients would be told (--json for programs)
+  serve   answer mail clients' discovery requests over HTTP
 
 Run "mailautoconf <command> -h" for a command's flags.
 `
@@ -55,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "show":
 		return runShow(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

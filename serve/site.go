@@ -1,0 +1,304 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/render"
+	"github.com/mailautoconf/mailautoconf/render/mobileconfig"
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+)
+
+// lookupTimeout bounds a database query for a domain the snapshot's list
+// lacks. Thunderbird gives a request 5 s in all (PROTOCOLS.md §1.6); a
+// client that waits longer than this for us has lost more than we could win.
+const lookupTimeout = 2 * time.Second
+
+// POX error codes (PROTOCOLS.md §3.5).
+const (
+	poxNotFound   = 500 // the address cannot be found: its domain is not hosted here
+	poxBadRequest = 600 // the request XML is malformed, or the address is invalid
+	poxBadSchema  = 601 // no provider for the AcceptableResponseSchema
+	poxInternal   = 603 // the domain database failed
+)
+
+var poxMessages = map[int]string{
+	poxNotFound:   "The e-mail address cannot be found: its domain is not hosted on this server.",
+	poxBadRequest: "Invalid Request",
+	poxBadSchema:  "The requested response schema is not supported; this server offers outlook/responseschema/2006a.",
+	poxInternal:   "Internal server error: the domain database could not be queried. Try again later.",
+}
+
+// Protocol values of autodiscover.json whose error answer is prepared
+// when the Site is built (PROTOCOLS.md §5); others are rendered when asked.
+var knownJSONProtocols = []string{
+	"ActiveSync", "Ews", "Rest", "Substrate", "SubstrateSearchService",
+	"SubstrateNotificationService", "OutlookMeetingScheduler", "OutlookPay",
+	"Actions", "Connectors", "",
+}
+
+// A Site is everything the server answers from one snapshot, rendered when
+// the snapshot is published so that a request only looks up a domain and
+// copies bytes. It is immutable and safe for concurrent use.
+type Site struct {
+	snap     *discover.Snapshot
+	log      *slog.Logger
+	hostname string // the mail host's name as a domain ("" when it is not one)
+
+	domains    map[string]*siteDomain // the enumerated hosted domains
+	autoconfig *render.Template       // for a domain outside any alias group
+
+	pox        page
+	poxErrors  map[int]doc
+	mobileSync doc
+	json       page
+	jsonErrors map[string]doc // by lower-case protocol
+	form       doc
+	settings   page
+	signer     *mobileconfig.Signer // nil: profiles are served unsigned
+}
+
+// A siteDomain is a hosted domain with what is prepared for it.
+type siteDomain struct {
+	name        string
+	loginDomain string // the domain its users log in with (the alias target)
+	autoconfig  page
+	disposition []string // Content-Disposition of its Apple profile
+}
+
+// A page is a template with its Content-Type header value prepared.
+type page struct {
+	t     *render.Template
+	ctype []string
+}
+
+// A doc is a static response body with its headers prepared.
+type doc struct {
+	body  []byte
+	ctype []string
+	clen  []string
+}
+
+// newPage prepares t; a nil t (a document the snapshot cannot make) gives
+// a page whose ok method is false.
+func newPage(t *render.Template) page {
+	if t == nil {
+		return page{}
+	}
+	return page{t: t, ctype: []string{t.ContentType}}
+}
+
+func (p page) ok() bool { return p.t != nil }
+
+func newDoc(contentType string, body []byte) doc {
+	return doc{body: body, ctype: []string{contentType}, clen: []string{strconv.Itoa(len(body))}}
+}
+
+// NewSite renders everything that depends only on snap: the documents for
+// every hosted domain, the static error documents, the HTML pages, and the
+// profile signer (the mail host's certificate and key read through root).
+// Without a usable key it logs a warning and serves profiles unsigned.
+func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger) (*Site, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Site{snap: snap, log: log, domains: map[string]*siteDomain{}}
+	if h, err := normalizeDomain(snap.Hostname()); err == nil {
+		s.hostname = h
+	}
+
+	// A host with nothing to advertise (no SMTP with TLS, say) still
+	// serves: the documents it cannot make answer "not found", and show
+	// already warns the admin why.
+	noEndpoints := func(what string, err error) error {
+		if errors.Is(err, render.ErrNoEndpoints) {
+			log.Warn("not serving "+what, "err", err)
+			return nil
+		}
+		return fmt.Errorf("render %s: %w", what, err)
+	}
+	generic, err := render.Autoconfig(snap, nil)
+	if err != nil {
+		if err := noEndpoints("autoconfig", err); err != nil {
+			return nil, err
+		}
+	}
+	s.autoconfig = generic
+	groups := aliasGroups(snap.Domains())
+	for _, d := range snap.Domains() {
+		sd := newSiteDomain(d, s.autoconfig)
+		if g := groups[d.Name]; len(g) > 0 && generic != nil {
+			extra := slices.DeleteFunc(slices.Clone(g), func(n string) bool { return n == d.Name })
+			t, err := render.Autoconfig(snap, extra)
+			if err != nil {
+				return nil, fmt.Errorf("render autoconfig for %s: %w", d.Name, err)
+			}
+			sd.autoconfig = newPage(t)
+		}
+		s.domains[d.Name] = sd
+	}
+
+	t, err := render.AutodiscoverPOX(snap)
+	if err != nil {
+		if err := noEndpoints("Autodiscover", err); err != nil {
+			return nil, err
+		}
+	}
+	s.pox = newPage(t)
+	s.poxErrors = map[int]doc{}
+	for code, msg := range poxMessages {
+		s.poxErrors[code] = newDoc(render.ContentTypeXML, render.AutodiscoverPOXError(code, msg))
+	}
+	s.mobileSync = newDoc(render.ContentTypeXML, render.MobileSyncNoProvider())
+
+	s.json = newPage(render.AutodiscoverJSON())
+	s.jsonErrors = map[string]doc{}
+	for _, p := range knownJSONProtocols {
+		s.jsonErrors[lowerASCII(p)] = newDoc(render.ContentTypeJSON, render.AutodiscoverJSONError(p))
+	}
+
+	form, err := render.PageForm(snap)
+	if err != nil {
+		return nil, fmt.Errorf("render form page: %w", err)
+	}
+	s.form = newDoc(render.ContentTypeHTML, form)
+	if t, err = render.PageSettings(snap); err != nil {
+		if err := noEndpoints("the settings page", err); err != nil {
+			return nil, err
+		}
+	}
+	s.settings = newPage(t)
+
+	s.signer, err = mobileconfig.NewSigner(root, snap)
+	switch {
+	case errors.Is(err, mobileconfig.ErrNoSigningKey):
+		log.Warn("Apple profiles are served unsigned: iOS and macOS will show them as not verified", "err", err)
+		s.signer = nil
+	case err != nil:
+		log.Error("cannot sign Apple profiles; serving them unsigned", "err", err)
+		s.signer = nil
+	}
+	return s, nil
+}
+
+func newSiteDomain(d discover.Domain, autoconfig *render.Template) *siteDomain {
+	login := d.Name
+	if d.AliasOf != "" {
+		login = d.AliasOf
+	}
+	return &siteDomain{
+		name:        d.Name,
+		loginDomain: login,
+		autoconfig:  newPage(autoconfig),
+		disposition: []string{mime.FormatMediaType("attachment", map[string]string{"filename": d.Name + ".mobileconfig"})},
+	}
+}
+
+// aliasGroups maps every domain that is an alias target, or an alias of a
+// known target, to its group: the target and all its aliases, sorted.
+func aliasGroups(domains []discover.Domain) map[string][]string {
+	byTarget := map[string][]string{}
+	for _, d := range domains {
+		if d.AliasOf != "" && d.AliasOf != d.Name {
+			byTarget[d.AliasOf] = append(byTarget[d.AliasOf], d.Name)
+		}
+	}
+	groups := map[string][]string{}
+	for target, aliases := range byTarget {
+		g := append([]string{target}, aliases...)
+		slices.Sort(g)
+		g = slices.Compact(g)
+		for _, n := range g {
+			groups[n] = g
+		}
+	}
+	return groups
+}
+
+// Snapshot returns the snapshot the Site was built from.
+func (s *Site) Snapshot() *discover.Snapshot { return s.snap }
+
+// Signed reports whether Apple profiles are signed.
+func (s *Site) Signed() bool { return s.signer != nil }
+
+// errLookup marks a failed domain lookup (the database is down): the
+// client should try again later.
+var errLookup = errors.New("domain lookup failed")
+
+// domain returns the hosted domain name (lower-case A-labels), nil when it
+// is not hosted, or an error wrapping errLookup when that cannot be known.
+func (s *Site) domain(ctx context.Context, name string) (*siteDomain, error) {
+	if sd, ok := s.domains[name]; ok {
+		return sd, nil
+	}
+	if name == "" || s.snap.DomainsListed() {
+		return nil, nil // the list is complete: no source to ask
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	d, ok, err := s.snap.Lookup(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", errLookup, name, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return newSiteDomain(d, s.autoconfig), nil
+}
+
+// hostDomain returns the hosted domain a Host header names (PROTOCOLS.md
+// §1.1). When the Host is the mail host's own name (an SRV or MX target),
+// with or without an autoconfig./autodiscover. label, it answers for the
+// nearest hosted parent domain: mail.example.com serves example.com.
+func (s *Site) hostDomain(ctx context.Context, host string) (*siteDomain, error) {
+	name := hostDomain(host)
+	sd, err := s.domain(ctx, name)
+	if sd != nil || err != nil || name == "" || name != s.hostname {
+		return sd, err
+	}
+	for parent := parentDomain(name); parent != ""; parent = parentDomain(parent) {
+		if sd, err := s.domain(ctx, parent); sd != nil || err != nil {
+			return sd, err
+		}
+	}
+	return nil, nil
+}
+
+// parentDomain drops the first label, returning "" when fewer than two
+// labels would remain.
+func parentDomain(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' {
+			p := name[i+1:]
+			for j := 0; j < len(p); j++ {
+				if p[j] == '.' {
+					return p
+				}
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// A Store publishes the current Site. The zero value is ready to use and
+// answers 503 until the first Swap.
+type Store struct {
+	cur atomic.Pointer[Site]
+}
+
+// Load returns the current Site, or nil before the first Swap.
+func (st *Store) Load() *Site { return st.cur.Load() }
+
+// Swap publishes next and returns the Site it replaces (nil the first
+// time). Requests already running finish on the Site they loaded; the
+// caller closes the old Site's snapshot once they are done.
+func (st *Store) Swap(next *Site) *Site { return st.cur.Swap(next) }
