@@ -144,7 +144,7 @@ func TestStaticDocuments(t *testing.T) {
 
 	b = AutodiscoverJSONError("Ews")
 	checkGolden(t, "autodiscover-json-error.json", b)
-	spec, err := os.ReadFile("../../shared/spec/responses/autodiscover-json-error.json")
+	spec, err := os.ReadFile("../testdata/spec/responses/autodiscover-json-error.json")
 	if err == nil && !bytes.Equal(b, bytes.TrimSpace(spec)) {
 		t.Errorf("AutodiscoverJSONError(Ews) = %s, want the spec's %s", b, spec)
 	}
@@ -167,7 +167,7 @@ func TestStaticDocuments(t *testing.T) {
 // TestAutodiscoverJSONMatchesSpec compares with the spec's sample for
 // example.com.
 func TestAutodiscoverJSONMatchesSpec(t *testing.T) {
-	spec, err := os.ReadFile("../../shared/spec/responses/autodiscover-json-v1.json")
+	spec, err := os.ReadFile("../testdata/spec/responses/autodiscover-json-v1.json")
 	if err != nil {
 		t.Skipf("spec sample: %v", err)
 	}

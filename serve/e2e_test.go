@@ -77,7 +77,7 @@ func e2eCases() []e2eCase {
 	}
 }
 
-// TestSpecRequests sends every request in ../shared/spec/requests through a
+// TestSpecRequests sends every request in testdata/spec/requests through a
 // real listener and checks status, headers and the decoded documents.
 func TestSpecRequests(t *testing.T) {
 	reqs := specRequests(t)

@@ -27,7 +27,7 @@ import (
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
-const specDir = "../../shared/spec"
+const specDir = "../testdata/spec"
 
 // buildSite builds the snapshot of the tree at root and its Site.
 func buildSite(t testing.TB, rootDir, mysqlSocket string) *Site {
@@ -142,7 +142,7 @@ func (ts *testServer) do(t testing.TB, method, rawURL string, body []byte, heade
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
-// A specRequest is one request line of ../shared/spec/requests.
+// A specRequest is one request line of testdata/spec/requests.
 type specRequest struct {
 	where  string // file:line
 	method string

@@ -7,11 +7,11 @@ import (
 )
 
 func TestDecodePOXRequest(t *testing.T) {
-	sample, err := os.ReadFile("../../shared/spec/requests/outlook-pox-request.xml")
+	sample, err := os.ReadFile("../testdata/spec/requests/outlook-pox-request.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	eas, err := os.ReadFile("../../shared/spec/requests/activesync-request.xml")
+	eas, err := os.ReadFile("../testdata/spec/requests/activesync-request.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
