@@ -247,5 +247,5 @@ func PermissionHint(err error) string {
 	if !errors.Is(err, fs.ErrPermission) {
 		return ""
 	}
-	return "mailautoconf reads the mail server's files read-only; Postfix's lookup files are usually root:postfix 0640 and Dovecot's root:dovecot, so run it with those supplementary groups (the packaged unit sets SupplementaryGroups=postfix dovecot)"
+	return "mailautoconf reads the mail server's files read-only; Postfix's lookup files are usually root:postfix 0640 and Dovecot's root:dovecot, so run it with those supplementary groups (the packages add the mailautoconf user to the postfix, dovecot and ssl-cert groups that exist)"
 }

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# packaging/test.sh: build the .deb and .rpm from this checkout and check them
+# with the real tools: systemd-analyze (verify, security), lintian, rpmlint,
+# and, as root, dpkg itself: install on this machine, upgrade, trigger,
+# remove, purge, and check that nothing is left. Run by .ci/run; needs make,
+# Go, git, systemd (systemd-analyze), lintian, rpmlint, rpm and python3-magic.
+#
+# PACKAGING_TEST_NO_BUILD=1 checks the packages already in dist/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The highest systemd-analyze security exposure the service may have.
+max_exposure=2.0
+
+step() { printf -- '--- packaging: %s\n' "$*"; }
+fail() {
+	printf 'packaging/test.sh: FAIL: %s\n' "$*" >&2
+	exit 1
+}
+ok() { printf '    ok: %s\n' "$*"; }
+
+tmp=$(mktemp -d)
+installed=no
+cleanup() {
+	if [ "$installed" = yes ]; then
+		echo "--- packaging: cleaning up: dpkg --purge mailautoconf"
+		dpkg --purge mailautoconf >/dev/null 2>&1 || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ "${PACKAGING_TEST_NO_BUILD:-}" != 1 ]; then
+	step "make clean packages"
+	make --no-print-directory clean packages
+fi
+version=$(sh packaging/version.sh)
+arch=$(dpkg --print-architecture)
+deb=dist/mailautoconf_${version}-1_${arch}.deb
+debs=(dist/mailautoconf_"${version}"-1_*.deb)
+rpms=(dist/mailautoconf-"${version}"-1.*.rpm)
+[ -f "$deb" ] || fail "no $deb"
+[ ${#debs[@]} -eq 2 ] && [ ${#rpms[@]} -eq 2 ] || fail "want a .deb and an .rpm for amd64 and arm64, have: ${debs[*]} ${rpms[*]}"
+ok "built ${debs[*]} ${rpms[*]}"
+
+step "binaries: static, for the right architecture"
+file -b dist/build/amd64/mailautoconf | grep -q 'x86-64.*statically linked' || fail "amd64 binary: $(file -b dist/build/amd64/mailautoconf)"
+file -b dist/build/arm64/mailautoconf | grep -q 'aarch64.*statically linked' || fail "arm64 binary: $(file -b dist/build/arm64/mailautoconf)"
+ok "amd64 and arm64, statically linked"
+
+step "copyright lists every Go module linked into the binary"
+# Every "Files:" pattern ending in /*, such as golang.org/x/*.
+globs=$(sed -n 's/^Files://p' packaging/copyright | tr ' ' '\n' | grep '/\*$' || true)
+while read -r kind path _; do
+	[ "$kind" = dep ] || continue
+	listed=no
+	while read -r g; do
+		case "$path/" in "${g%\*}"*) listed=$g ;; esac
+	done <<<"$globs"
+	[ "$listed" != no ] || fail "module $path is linked into mailautoconf but not listed in packaging/copyright"
+	ok "$path ($listed)"
+done < <(go version -m dist/build/amd64/mailautoconf)
+
+step "package contents"
+want_common='/etc/nginx/templates/mailautoconf.tmpl
+/usr/lib/systemd/system/mailautoconf-https.socket
+/usr/lib/systemd/system/mailautoconf.service
+/usr/lib/systemd/system/mailautoconf.socket
+/usr/sbin/mailautoconf
+/usr/share/doc/mailautoconf/README.md
+/usr/share/doc/mailautoconf/examples/apache.conf
+/usr/share/doc/mailautoconf/examples/nginx.conf
+/usr/share/doc/mailautoconf/examples/read-root-only-files.conf
+/usr/share/man/man8/mailautoconf.8.gz'
+want_deb=$(printf '%s\n' "$want_common" /usr/share/doc/mailautoconf/changelog.Debian.gz /usr/share/doc/mailautoconf/copyright /usr/share/lintian/overrides/mailautoconf | sort)
+want_rpm=$(printf '%s\n' "$want_common" /usr/lib/systemd/system-preset/80-mailautoconf.preset /usr/share/licenses/mailautoconf/copyright | sort)
+for f in "${debs[@]}"; do
+	got=$(dpkg-deb --fsys-tarfile "$f" | tar -t | grep -v '/$' | sed 's|^\./|/|' | sort)
+	[ "$got" = "$want_deb" ] || fail "$f holds:
+$got
+want:
+$want_deb"
+	[ "$(dpkg-deb --ctrl-tarfile "$f" | tar -xO ./conffiles)" = /etc/nginx/templates/mailautoconf.tmpl ] || fail "$f: conffiles"
+	ok "$f: files and conffiles"
+done
+for f in "${rpms[@]}"; do
+	got=$(rpm -qpl "$f" 2>/dev/null | sort)
+	[ "$got" = "$want_rpm" ] || fail "$f holds:
+$got
+want:
+$want_rpm"
+	[ "$(rpm -qpc "$f" 2>/dev/null)" = /etc/nginx/templates/mailautoconf.tmpl ] || fail "$f: %config"
+	rpm -qp --changelog "$f" 2>/dev/null | grep -q -- "- ${version}-1\$" || fail "$f: %changelog does not name ${version}-1"
+	rpm -qp --scripts "$f" 2>/dev/null | grep -q 'preinstall scriptlet' || fail "$f: no %pre"
+	ok "$f: files, %config, %changelog, scriptlets"
+done
+man --warnings -l -Tutf8 -Z packaging/mailautoconf.8 2>&1 >/dev/null | grep . && fail "groff warnings in mailautoconf.8"
+ok "mailautoconf.8 formats without warnings"
+
+step "systemd-analyze verify (units as shipped, ExecStart pointed at the built binary)"
+mkdir -p "$tmp/units"
+for u in mailautoconf.socket mailautoconf-https.socket mailautoconf.service; do
+	sed "s|^ExecStart=/usr/sbin/mailautoconf|ExecStart=$PWD/dist/build/$(go env GOARCH)/mailautoconf|" \
+		"packaging/systemd/$u" >"$tmp/units/$u"
+done
+mkdir -p "$tmp/units/mailautoconf.service.d"
+cp packaging/systemd/read-root-only-files.conf "$tmp/units/mailautoconf.service.d/"
+(cd "$tmp/units" && systemd-analyze verify --man=no ./mailautoconf.socket ./mailautoconf-https.socket ./mailautoconf.service) ||
+	fail "systemd-analyze verify"
+ok "mailautoconf.socket, mailautoconf-https.socket, mailautoconf.service (+ read-root-only-files.conf drop-in)"
+
+step "systemd-analyze security mailautoconf.service (at most $max_exposure)"
+rm -r "$tmp/units/mailautoconf.service.d"
+security=$(cd "$tmp/units" && systemd-analyze security --offline=yes ./mailautoconf.service 2>&1) || true
+exposure=$(printf '%s\n' "$security" | sed -n 's/.*Overall exposure level for mailautoconf.service: \([0-9.]*\).*/\1/p')
+[ -n "$exposure" ] || fail "no exposure level in: $security"
+printf '%s\n' "$security" | grep '✗' || true
+awk -v e="$exposure" -v m="$max_exposure" 'BEGIN { exit !(e <= m) }' || fail "exposure $exposure > $max_exposure"
+ok "exposure $exposure"
+
+step "lintian and rpmlint"
+sh packaging/lint.sh "${debs[@]}" "${rpms[@]}" || fail "lint"
+ok "lintian and rpmlint clean (overrides: packaging/lintian-overrides, packaging/rpmlint.toml)"
+
+if [ "$(id -u)" -ne 0 ]; then
+	if [ "${CI:-}" = true ]; then
+		fail "the dpkg checks need root"
+	fi
+	step "skipping the dpkg install checks: not root"
+	exit 0
+fi
+
+step "dpkg -i $deb (on this machine; systemd is not PID 1 here, as in a chroot)"
+if dpkg-query -W -f='${Status}' mailautoconf 2>/dev/null | grep -q installed; then
+	fail "mailautoconf is already installed here; remove it first"
+fi
+installed=yes
+dpkg -i "$deb"
+systemd_running=no
+[ -d /run/systemd/system ] && systemd_running=yes
+
+check_installed() {
+	dpkg-query -W -f='${Status}\n' mailautoconf | grep -qx 'install ok installed' || fail "dpkg status: $(dpkg-query -W -f='${Status}' mailautoconf)"
+	local f mode
+	while read -r f mode; do
+		[ -e "$f" ] || fail "missing $f"
+		[ "$(stat -c '%a %U:%G' "$f")" = "$mode root:root" ] || fail "$f: $(stat -c '%a %U:%G' "$f"), want $mode root:root"
+	done <<-EOF
+		/usr/sbin/mailautoconf 755
+		/usr/lib/systemd/system/mailautoconf.socket 644
+		/usr/lib/systemd/system/mailautoconf-https.socket 644
+		/usr/lib/systemd/system/mailautoconf.service 644
+		/usr/share/man/man8/mailautoconf.8.gz 644
+		/usr/share/doc/mailautoconf/copyright 644
+		/usr/share/doc/mailautoconf/changelog.Debian.gz 644
+		/etc/nginx/templates/mailautoconf.tmpl 644
+	EOF
+	ok "files and permissions"
+	local pw
+	pw=$(getent passwd mailautoconf) || fail "no user mailautoconf"
+	IFS=: read -r _ _ uid gid _ home shell <<<"$pw"
+	[ "$uid" -lt 1000 ] || fail "mailautoconf uid $uid is not a system uid"
+	[ "$(getent group mailautoconf | cut -d: -f3)" = "$gid" ] || fail "mailautoconf's primary group is not mailautoconf"
+	[ "$home" = /nonexistent ] && [ ! -e /nonexistent ] || fail "home $home"
+	case $shell in */nologin | */false) ;; *) fail "shell $shell" ;; esac
+	local g
+	for g in postfix dovecot ssl-cert; do
+		getent group "$g" >/dev/null || continue
+		id -nG mailautoconf | tr ' ' '\n' | grep -qx "$g" || fail "mailautoconf is not in group $g"
+	done
+	ok "system user mailautoconf (uid $uid), groups: $(id -nG mailautoconf)"
+	[ -L /etc/systemd/system/sockets.target.wants/mailautoconf.socket ] || fail "mailautoconf.socket not enabled"
+	[ ! -e /etc/systemd/system/sockets.target.wants/mailautoconf-https.socket ] || fail "mailautoconf-https.socket enabled"
+	ok "mailautoconf.socket enabled, mailautoconf-https.socket not"
+	if [ "$systemd_running" = no ]; then
+		[ ! -e /run/mailautoconf ] || fail "/run/mailautoconf exists without systemd"
+		ok "nothing started (systemd is not running)"
+	fi
+	runuser -u mailautoconf -- /usr/sbin/mailautoconf help >/dev/null || fail "mailautoconf help as user mailautoconf"
+	ok "/usr/sbin/mailautoconf runs as mailautoconf"
+	systemd-analyze verify /usr/lib/systemd/system/mailautoconf.socket /usr/lib/systemd/system/mailautoconf-https.socket /usr/lib/systemd/system/mailautoconf.service ||
+		fail "systemd-analyze verify on the installed units"
+	ok "systemd-analyze verify on the installed units (binary and man page found)"
+}
+check_installed
+
+step "dpkg -i again (upgrade path: postinst configure <old version>)"
+echo '# local change' >>/etc/nginx/templates/mailautoconf.tmpl
+dpkg -i --force-confold "$deb"
+check_installed
+grep -q '^# local change' /etc/nginx/templates/mailautoconf.tmpl || fail "the conffile lost a local change on upgrade"
+ok "conffile kept its local change"
+
+step "trigger: a group the user lacks is joined when Postfix's files change"
+if getent group postfix >/dev/null && command -v gpasswd >/dev/null; then
+	gpasswd -d mailautoconf postfix >/dev/null
+	dpkg-trigger --no-await /usr/sbin/postfix
+	dpkg --triggers-only mailautoconf
+	id -nG mailautoconf | tr ' ' '\n' | grep -qx postfix || fail "postinst triggered did not add mailautoconf to postfix"
+	ok "mailautoconf is back in group postfix"
+else
+	echo "    (no postfix group or gpasswd here: trigger not tested)"
+fi
+
+step "dpkg --remove: files gone, conffile and user kept"
+dpkg --remove mailautoconf
+[ ! -e /usr/sbin/mailautoconf ] || fail "/usr/sbin/mailautoconf left after remove"
+[ ! -e /usr/lib/systemd/system/mailautoconf.service ] || fail "unit left after remove"
+[ -e /etc/nginx/templates/mailautoconf.tmpl ] || fail "conffile removed by remove"
+getent passwd mailautoconf >/dev/null || fail "user removed by remove"
+ok "removed"
+
+step "dpkg --purge: nothing left"
+dpkg --purge mailautoconf
+installed=no
+dpkg-query -W mailautoconf >/dev/null 2>&1 && fail "dpkg still knows mailautoconf: $(dpkg-query -W -f='${Status}' mailautoconf)"
+getent passwd mailautoconf >/dev/null && fail "user mailautoconf left after purge"
+getent group mailautoconf >/dev/null && fail "group mailautoconf left after purge"
+for g in postfix dovecot ssl-cert; do
+	getent group "$g" | cut -d: -f4 | tr ',' '\n' | grep -qx mailautoconf && fail "mailautoconf still listed in group $g"
+done
+left=$(find /etc /usr /run /var/lib/systemd -name '*mailautoconf*' 2>/dev/null || true)
+[ -z "$left" ] || fail "left after purge: $left"
+[ ! -e /etc/nginx/templates ] || [ -n "$(ls -A /etc/nginx/templates)" ] || fail "empty /etc/nginx/templates left after purge"
+ok "no package, user, group, unit, enablement link or file named mailautoconf left"
+
+echo "--- packaging: all checks passed"
