@@ -3,7 +3,10 @@ module github.com/mailautoconf/mailautoconf
 go 1.26.0
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-sql-driver/mysql v1.10.1
+	github.com/miekg/dns v1.1.73
 	github.com/smallstep/pkcs7 v0.2.3
 	golang.org/x/net v0.62.0
 )

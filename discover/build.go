@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -32,6 +33,10 @@ type Options struct {
 	// Now is the time certificates are checked against; zero means now.
 	Now time.Time
 	Log *slog.Logger
+	// Previous is the Snapshot being served, if any. When a database
+	// table cannot be listed, its domains in Previous are carried forward
+	// (with a warning), so a database outage does not drop known domains.
+	Previous *Snapshot
 }
 
 // certExpirySoon is how close to its end a certificate draws a warning.
@@ -54,6 +59,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	if pfDir == "" {
 		pfDir = defaultPostfixDir(opt.Root)
 	}
+	b.read(path.Join(pfDir, "main.cf"), path.Join(pfDir, "master.cf"), "/etc/services")
 	pf, err := postfix.Load(opt.Root, pfDir)
 	if err != nil {
 		return nil, fmt.Errorf("postfix: %w", withHint(err))
@@ -64,6 +70,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	if dcPath == "" {
 		dcPath = "/etc/dovecot/dovecot.conf"
 	}
+	b.read(dcPath)
 	dc, err := dovecot.Load(opt.Root, dcPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && opt.DovecotConfig == "" && !exists(opt.Root, dcPath):
@@ -72,6 +79,8 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 		return nil, fmt.Errorf("dovecot: %w", withHint(err))
 	default:
 		b.dc = dc
+		b.read(dc.Files()...)
+		b.snap.globs = dc.Globs()
 	}
 
 	b.loadCertificates()
@@ -81,6 +90,8 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 
 	s := b.snap
 	sort.Strings(s.names)
+	sort.Strings(s.files)
+	s.files = slices.Compact(s.files)
 	return s, nil
 }
 
@@ -95,6 +106,16 @@ type builder struct {
 	dcCerts []*loadedCert
 
 	pfHost, dcHost string // the names each server's endpoints are advertised under
+}
+
+// read records host files the Snapshot depends on, read or not (a file
+// that does not exist yet matters once it is created).
+func (b *builder) read(paths ...string) {
+	for _, p := range paths {
+		if p != "" && path.IsAbs(p) {
+			b.snap.files = append(b.snap.files, path.Clean(p))
+		}
+	}
 }
 
 func (b *builder) warn(format string, args ...any) {

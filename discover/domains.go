@@ -21,12 +21,20 @@ func (b *builder) buildDomains(ctx context.Context) {
 		name  string
 		alias bool
 	}{{"virtual_mailbox_domains", false}, {"virtual_alias_domains", true}} {
+		if v, _ := b.pf.Param(param.name); v != "" {
+			for _, item := range splitList(v) { // "/file/name" list files
+				b.read(strings.TrimLeft(item, "! \t"))
+			}
+		}
 		tables, err := b.pf.Tables(param.name)
 		if err != nil {
 			b.warn("%s: %v", param.name, withHint(err))
 			b.snap.listed = false
 		}
 		for _, t := range tables {
+			if !t.Pos.IsZero() {
+				b.read(t.Pos.File) // main.cf or a list file
+			}
 			b.addTable(ctx, param.name, param.alias, t)
 		}
 	}
@@ -65,6 +73,10 @@ func (b *builder) addTable(ctx context.Context, param string, alias bool, t post
 		}
 		b.addDomain(t.Name, alias, t.Pos.String())
 	case "hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash":
+		b.read(t.Name)
+		if suffix := compiledSuffix[t.Type]; suffix != "" {
+			b.read(t.Name + suffix) // postmap rewrites it
+		}
 		keys, err := postfix.LoadTableSource(b.opt.Root, t.Name)
 		if err != nil {
 			b.warn("%s: %s: %v", param, where, withHint(err))
@@ -88,10 +100,13 @@ func (b *builder) addTable(ctx context.Context, param string, alias bool, t post
 	}
 }
 
+// compiledSuffix is the file postmap writes for an indexed table type.
+var compiledSuffix = map[string]string{"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "dbm": ".pag", "sdbm": ".pag"}
+
 // checkCompiled warns when Postfix's compiled form of a table is missing or
 // older than the text source we read: Postfix answers from the compiled file.
 func (b *builder) checkCompiled(t postfix.Table) {
-	suffix := map[string]string{"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "dbm": ".pag", "sdbm": ".pag"}[t.Type]
+	suffix := compiledSuffix[t.Type]
 	if suffix == "" {
 		return
 	}
@@ -110,7 +125,14 @@ func (b *builder) checkCompiled(t postfix.Table) {
 
 func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t postfix.Table) {
 	where := fmt.Sprintf("%s (%s)", t.Raw, t.Pos)
+	b.read(t.Name)
 	cf, err := postfix.LoadMySQLTable(b.opt.Root, t.Name)
+	if err == nil {
+		b.read(cf.OptionFile, cf.TLSCertFile, cf.TLSKeyFile, cf.TLSCAFile)
+		if cf.OptionFile == "" && cf.OptionGroup != "" {
+			b.read("/etc/my.cnf", "/etc/mysql/my.cnf") // what libmariadb reads then
+		}
+	}
 	if err != nil {
 		b.warn("%s: %s: %v", param, where, withHint(err))
 		b.snap.listed = false
@@ -123,19 +145,24 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 		return
 	}
 	b.snap.closers = append(b.snap.closers, tab.Close)
-	lookup := domainLookup{source: t.Name, alias: alias, hosts: tab.Hosts}
+	// Even a listed table is asked about a domain its listing lacked: one
+	// added since (in an admin panel) is then served on the next request.
+	b.snap.lookups = append(b.snap.lookups, domainLookup{source: t.Name, alias: alias, hosts: tab.Hosts})
 
 	names, err := tab.List(ctx)
 	switch {
 	case errors.Is(err, mysqltable.ErrNoListing):
 		b.warn("%s: %s: %v; each domain is looked up in the database when a client asks", param, where, err)
 		b.snap.listed = false
-		b.snap.lookups = append(b.snap.lookups, lookup)
 		return
 	case err != nil:
-		b.warn("%s: %s: %v; its domains are looked up when a client asks", param, where, err)
 		b.snap.listed = false
-		b.snap.lookups = append(b.snap.lookups, lookup)
+		b.snap.unreachable = append(b.snap.unreachable, t.Name)
+		if n := b.carryForward(t.Name, alias); n > 0 {
+			b.warn("%s: %s: %v; serving the %d domains it listed before, and looking up others when a client asks", param, where, err, n)
+			return
+		}
+		b.warn("%s: %s: %v; its domains are looked up when a client asks", param, where, err)
 		return
 	}
 	for _, n := range names {
@@ -155,4 +182,29 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 			}
 		}
 	}
+}
+
+// carryForward adds the domains the previous Snapshot had from the table
+// at host path source, for a table that cannot be listed now (its
+// database is down), and returns how many it added.
+func (b *builder) carryForward(source string, alias bool) int {
+	prev := b.opt.Previous
+	if prev == nil {
+		return 0
+	}
+	n := 0
+	for _, name := range prev.names {
+		d := prev.domains[name]
+		if d.Source != source {
+			continue
+		}
+		b.addDomain(d.Name, alias, source)
+		if d.AliasOf != "" {
+			nd := b.snap.domains[d.Name]
+			nd.AliasOf = d.AliasOf
+			b.snap.domains[d.Name] = nd
+		}
+		n++
+	}
+	return n
 }

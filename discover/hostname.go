@@ -67,6 +67,7 @@ func (b *builder) loadCertificates() {
 	}
 	warned := map[string]bool{} // Postfix and Dovecot often share one file
 	for _, c := range append(append([]*loadedCert{}, b.pfCerts...), b.dcCerts...) {
+		b.read(c.key)
 		b.snap.certs = append(b.snap.certs, Certificate{
 			Path:     c.Path,
 			KeyPath:  c.key,
@@ -85,6 +86,7 @@ func (b *builder) loadCertificates() {
 }
 
 func (b *builder) loadCert(server, path string, pos hostfs.Pos, sni []string, quietIfNoCert bool) *loadedCert {
+	b.read(path)
 	c, err := certs.Load(b.opt.Root, path)
 	if err != nil {
 		if !(quietIfNoCert && errors.Is(err, certs.ErrNoCertificate)) {

@@ -86,10 +86,14 @@ type Snapshot struct {
 	certs     []Certificate
 	warnings  []string
 
-	// lookups answer for domains that the enumerated list lacks: sources
-	// that cannot be enumerated, or were down when the snapshot was built.
+	// lookups answer for domains that the enumerated list lacks: every
+	// database table, listed or not.
 	lookups []domainLookup
 	closers []func() error
+
+	files       []string // host files the snapshot was built from, sorted
+	globs       []string // include patterns whose new matches matter
+	unreachable []string // tables whose database could not be listed
 }
 
 // A domainLookup asks one domain source whether it hosts a domain.
@@ -125,9 +129,28 @@ func (s *Snapshot) Certificates() []Certificate { return slices.Clone(s.certs) }
 // Warnings returns what the admin should know, one sentence each.
 func (s *Snapshot) Warnings() []string { return slices.Clone(s.warnings) }
 
+// Files returns the host paths of every file the Snapshot was built from,
+// sorted: configuration files and their includes, lookup tables (and
+// their compiled forms), certificates and keys, option files. Some may not
+// exist (yet). A change to any of them may change the Snapshot.
+func (s *Snapshot) Files() []string { return slices.Clone(s.files) }
+
+// Globs returns host path patterns (Dovecot's !include wildcards) whose
+// new matches would change the Snapshot too.
+func (s *Snapshot) Globs() []string { return slices.Clone(s.globs) }
+
+// Unreachable returns the host paths of the database lookup tables that
+// could not be listed when the Snapshot was built (a database outage).
+// Their domains are those the previous Snapshot listed, if any.
+func (s *Snapshot) Unreachable() []string { return slices.Clone(s.unreachable) }
+
+// CanLookup reports whether Lookup may find domains beyond Domains: some
+// source of domains (a database table) can be asked about one domain.
+func (s *Snapshot) CanLookup() bool { return len(s.lookups) > 0 }
+
 // Lookup tells whether the host receives mail for domain (lower-case
-// A-labels). It answers from the enumerated list first and asks the domain
-// sources that could not be enumerated only when the list lacks the domain.
+// A-labels). It answers from the enumerated list first and asks the
+// database tables only when the list lacks the domain.
 func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	if d, ok := s.domains[domain]; ok {

@@ -145,7 +145,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	site := h.store.Load()
+	site := h.store.acquire()
+	if site != nil {
+		defer site.release()
+	}
 	if site == nil {
 		w.Header()["Retry-After"] = []string{"5"}
 		writeText(w, http.StatusServiceUnavailable, "503 service unavailable: the mail server's configuration is still being read")
@@ -242,7 +245,7 @@ func (s *Site) serveAutoconfig(w http.ResponseWriter, r *http.Request) {
 func (s *Site) found(w http.ResponseWriter, sd *siteDomain, err error, fromAddress bool, domain string) bool {
 	switch {
 	case err != nil:
-		s.log.Warn("domain lookup failed", "err", err)
+		s.lookupFailed(err)
 		w.Header()["Retry-After"] = []string{"30"}
 		writeText(w, http.StatusServiceUnavailable, "503 service unavailable: the domain database cannot be queried; try again later")
 		return false
@@ -338,7 +341,7 @@ func (s *Site) servePOXGet(w http.ResponseWriter, r *http.Request) {
 func (s *Site) poxFound(w http.ResponseWriter, sd *siteDomain, err error) bool {
 	switch {
 	case err != nil:
-		s.log.Warn("domain lookup failed", "err", err)
+		s.lookupFailed(err)
 		writeDoc(w, http.StatusOK, s.poxErrors[poxInternal], cacheNone)
 		return false
 	case sd == nil:
@@ -382,7 +385,7 @@ func (s *Site) serveJSON(w http.ResponseWriter, r *http.Request, pathAddr string
 	}
 	switch {
 	case err != nil:
-		s.log.Warn("domain lookup failed", "err", err)
+		s.lookupFailed(err)
 		w.Header()["Retry-After"] = []string{"30"}
 		writeJSONError(w, http.StatusServiceUnavailable, "InternalServerError", "The domain database cannot be queried; try again later.")
 		return
@@ -500,7 +503,7 @@ func (s *Site) servePage(w http.ResponseWriter, r *http.Request) {
 	sd, err := s.domain(r.Context(), a.Domain)
 	switch {
 	case err != nil:
-		s.log.Warn("domain lookup failed", "err", err)
+		s.lookupFailed(err)
 		writeErrorPage(w, http.StatusServiceUnavailable, "Try again later", "The domain database cannot be queried right now.")
 		return
 	case sd == nil:

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +65,28 @@ type Site struct {
 	form       doc
 	settings   page
 	signer     *mobileconfig.Signer // nil: profiles are served unsigned
+	certs      []siteCert           // for the https socket, in the snapshot's order
+	misses     *MissGuard           // nil: lookups are not bounded
+
+	life *siteLife
 }
+
+// siteLife tracks who uses a Site, to close its snapshot after the last.
+type siteLife struct {
+	// refs counts the requests using the Site, plus one while a Store
+	// publishes it; closeSnap says to close the snapshot when it drops to
+	// zero (see Store.Publish).
+	refs      atomic.Int64
+	closeSnap atomic.Bool
+	closeOnce sync.Once
+}
+
+// A SiteOption tunes NewSite.
+type SiteOption func(*Site)
+
+// WithMissGuard bounds the database lookups for domains the snapshot does
+// not list with g, which the caller shares between successive Sites.
+func WithMissGuard(g *MissGuard) SiteOption { return func(s *Site) { s.misses = g } }
 
 // A siteDomain is a hosted domain with what is prepared for it.
 type siteDomain struct {
@@ -106,11 +128,15 @@ func newDoc(contentType string, body []byte) doc {
 // every hosted domain, the static error documents, the HTML pages, and the
 // profile signer (the mail host's certificate and key read through root).
 // Without a usable key it logs a warning and serves profiles unsigned.
-func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger) (*Site, error) {
+func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts ...SiteOption) (*Site, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Site{snap: snap, log: log, domains: map[string]*siteDomain{}}
+	s := &Site{snap: snap, log: log, domains: map[string]*siteDomain{}, life: &siteLife{}}
+	s.life.refs.Store(1)
+	for _, o := range opts {
+		o(s)
+	}
 	if h, err := normalizeDomain(snap.Hostname()); err == nil {
 		s.hostname = h
 	}
@@ -186,6 +212,7 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger) (*Site
 		log.Error("cannot sign Apple profiles; serving them unsigned", "err", err)
 		s.signer = nil
 	}
+	s.certs = loadCerts(root, snap, log)
 	return s, nil
 }
 
@@ -233,14 +260,39 @@ func (s *Site) Signed() bool { return s.signer != nil }
 // client should try again later.
 var errLookup = errors.New("domain lookup failed")
 
+// errThrottled is the reason of a lookup the MissGuard refused.
+var errThrottled = errors.New("too many lookups of unlisted domains; try again later")
+
+// lookupFailed logs a failed lookup; refused ones only at debug level,
+// since a flood of them is what the MissGuard is for.
+func (s *Site) lookupFailed(err error) {
+	if errors.Is(err, errThrottled) {
+		s.log.Debug("domain lookup refused", "err", err)
+		return
+	}
+	s.log.Warn("domain lookup failed", "err", err)
+}
+
 // domain returns the hosted domain name (lower-case A-labels), nil when it
 // is not hosted, or an error wrapping errLookup when that cannot be known.
+// A name the snapshot does not list is looked up in the database tables
+// (a domain added since the snapshot was built), within the MissGuard's
+// bounds.
 func (s *Site) domain(ctx context.Context, name string) (*siteDomain, error) {
 	if sd, ok := s.domains[name]; ok {
 		return sd, nil
 	}
-	if name == "" || s.snap.DomainsListed() {
-		return nil, nil // the list is complete: no source to ask
+	if name == "" || !s.snap.CanLookup() {
+		return nil, nil // no source to ask
+	}
+	if g := s.misses; g != nil {
+		known, allowed := g.allow(name)
+		switch {
+		case known:
+			return nil, nil // found unhosted a moment ago
+		case !allowed:
+			return nil, fmt.Errorf("%w: %s: %w", errLookup, name, errThrottled)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
@@ -249,6 +301,9 @@ func (s *Site) domain(ctx context.Context, name string) (*siteDomain, error) {
 		return nil, fmt.Errorf("%w: %s: %w", errLookup, name, err)
 	}
 	if !ok {
+		if s.misses != nil {
+			s.misses.missed(name)
+		}
 		return nil, nil
 	}
 	return newSiteDomain(d, s.autoconfig), nil
@@ -290,7 +345,7 @@ func parentDomain(name string) string {
 }
 
 // A Store publishes the current Site. The zero value is ready to use and
-// answers 503 until the first Swap.
+// answers 503 until the first Swap or Publish.
 type Store struct {
 	cur atomic.Pointer[Site]
 }
@@ -300,5 +355,60 @@ func (st *Store) Load() *Site { return st.cur.Load() }
 
 // Swap publishes next and returns the Site it replaces (nil the first
 // time). Requests already running finish on the Site they loaded; the
-// caller closes the old Site's snapshot once they are done.
+// caller closes the old Site's snapshot once they are done (Publish does
+// that itself).
 func (st *Store) Swap(next *Site) *Site { return st.cur.Swap(next) }
+
+// Publish makes next the current Site. The Site it replaces closes its
+// snapshot (the database connections) when the last request using it
+// ends, or at once when none does: a request holds the Site it started
+// with, acquired in the handler, to its end.
+func (st *Store) Publish(next *Site) {
+	if old := st.cur.Swap(next); old != nil {
+		old.life.closeSnap.Store(true)
+		old.release() // the Store's reference
+	}
+}
+
+// Close retires the current Site as Publish retires a replaced one; the
+// Store then answers 503. For the end of the process, after the server
+// has shut down.
+func (st *Store) Close() {
+	if old := st.cur.Swap(nil); old != nil {
+		old.life.closeSnap.Store(true)
+		old.release()
+	}
+}
+
+// acquire returns the current Site with a reference taken for a request,
+// or nil; release the reference when the request ends.
+func (st *Store) acquire() *Site {
+	for {
+		s := st.cur.Load()
+		if s == nil || s.life == nil {
+			return s
+		}
+		s.life.refs.Add(1)
+		if st.cur.Load() == s {
+			return s
+		}
+		// Replaced between the two loads: it may already be closing, and
+		// is no longer what a new request should see.
+		s.release()
+	}
+}
+
+// release drops one reference; the last one of a retired Site closes its
+// snapshot.
+func (s *Site) release() {
+	if s.life == nil {
+		return // not made by NewSite
+	}
+	if s.life.refs.Add(-1) <= 0 && s.life.closeSnap.Load() {
+		s.life.closeOnce.Do(func() {
+			if err := s.snap.Close(); err != nil {
+				s.log.Warn("closing the previous snapshot's database connections", "err", err)
+			}
+		})
+	}
+}

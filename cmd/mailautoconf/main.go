@@ -5,7 +5,10 @@
 // Usage:
 //
 //	mailautoconf show [--root DIR] [--json] [--mysql-socket PATH]
-//	mailautoconf serve [--root DIR] [--listen ADDR]... [--mysql-socket PATH]
+//	mailautoconf serve [--root DIR] [--listen ADDR]... [--listen-tls ADDR]...
+//	                   [--mysql-socket PATH] [--refresh 60s] [--exit-idle-after D]
+//	mailautoconf dns [--root DIR] [--format zone|json] [DOMAIN...]
+//	mailautoconf check [--root DIR] [--resolver ADDR] [--json] [ADDRESS|DOMAIN...]
 //
 // show prints the snapshot the daemon would serve: the host name, the hosted
 // domains, the IMAP/POP3/SMTP endpoints with the file:line each came from,
@@ -13,8 +16,12 @@
 //
 // serve answers mail clients' discovery requests (Mozilla autoconfig,
 // Outlook Autodiscover, autodiscover.json, Apple profiles, a settings page)
-// over plain HTTP on each --listen address, for a web server or TLS proxy
-// in front.
+// over plain HTTP, for a web server or TLS proxy in front, and optionally
+// over HTTPS with the mail host's certificates. Under systemd it takes its
+// sockets from socket activation ("http" and "https" by
+// FileDescriptorName=), reports through sd_notify, reloads when a file it
+// read changes or on SIGHUP, and re-reads the domain list every --refresh;
+// without systemd it listens on --listen and --listen-tls.
 package main
 
 import (
@@ -50,6 +57,8 @@ const usage = `usage: mailautoconf <command> [flags]
 commands:
   show    print what mail clients would be told (--json for programs)
   serve   answer mail clients' discovery requests over HTTP
+  dns     print the DNS records each hosted domain should publish
+  check   test DNS, discovery URLs and mail ports as a client would
 
 Run "mailautoconf <command> -h" for a command's flags.
 `
@@ -64,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runShow(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "dns":
+		return runDNS(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/serve"
@@ -41,17 +45,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var common commonFlags
 	common.register(fs)
-	var listen listenFlags
-	fs.Var(&listen, "listen", "serve plain HTTP on `ADDR`: host:port, or unix:/path for a unix socket (mode 0660); repeat for several (default "+defaultListen+")")
+	var listen, listenTLS listenFlags
+	fs.Var(&listen, "listen", "without socket activation, serve plain HTTP on `ADDR`: host:port, or unix:/path for a unix socket (mode 0660); repeat for several (default "+defaultListen+")")
+	fs.Var(&listenTLS, "listen-tls", "without socket activation, also serve HTTPS on `ADDR` with the mail host's certificates; repeatable")
+	refresh := fs.Duration("refresh", defaultRefresh, "re-read the domain list from the database this often (0: only on changes and SIGHUP)")
+	idle := fs.Duration("exit-idle-after", 0, "exit after no request for this `duration`, for socket activation to start it again on demand (0: never)")
+	noWatch := fs.Bool("no-watch", false, "do not watch the configuration files; reload only on SIGHUP and --refresh")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if len(listen) == 0 {
-		listen = listenFlags{defaultListen}
 	}
 	level := slog.LevelInfo
 	if common.verbose {
@@ -63,53 +68,114 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	snap, err := discover.Build(ctx, opt)
+	// SIGHUP must not kill us from here on; it asks for a reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	socks, err := activatedSockets()
 	if err != nil {
 		return err
 	}
-	defer snap.Close()
-	for _, w := range snap.Warnings() {
-		log.Warn(w)
-	}
-	site, err := serve.NewSite(opt.Root, snap, log)
-	if err != nil {
-		return err
+	defer socks.close()
+
+	var watcher *discover.Watcher
+	if !*noWatch {
+		if watcher, err = discover.NewWatcher(opt.Root, watchQuiet, log); err != nil {
+			log.Warn("cannot watch the configuration files; reload with SIGHUP", "err", err)
+			watcher = nil
+		} else {
+			defer watcher.Close()
+		}
 	}
 	var store serve.Store
-	store.Swap(site)
+	defer store.Close() // after the server's Shutdown (deferred later, run earlier)
+	guard := serve.NewMissGuard(serve.DefaultMissRate, serve.DefaultMissBurst, serve.DefaultMissTTL, serve.DefaultMissCacheCap)
+	rl := newReloader(opt, &store, guard, watcher, log)
+	if err := rl.first(ctx); err != nil {
+		return err // no READY=1: the start fails
+	}
 
-	listeners := make([]net.Listener, 0, len(listen))
-	defer func() {
-		for _, l := range listeners {
-			l.Close() // already closed after Shutdown: harmless
+	if !socks.activated {
+		if len(listen) == 0 && len(listenTLS) == 0 {
+			listen = listenFlags{defaultListen}
 		}
-	}()
-	for _, addr := range listen {
-		l, err := serve.Listen(addr)
-		if err != nil {
+		if socks, err = listenSockets(listen, listenTLS); err != nil {
 			return err
 		}
-		listeners = append(listeners, l)
+		defer socks.close()
 	}
-	return serveUntilDone(ctx, log, serve.NewServer(serve.NewHandler(&store, log), log), listeners, snap)
+
+	act := &activity{}
+	act.touch()
+	srv := serve.NewServer(act.wrap(serve.NewHandler(&store, log)), log)
+	srv.TLSConfig = store.TLSConfig()
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go rl.run(bg)
+	if watcher != nil {
+		go watcher.Run(bg, rl.Kick)
+	}
+	go watchdog(bg, log)
+	if *refresh > 0 {
+		go every(bg, *refresh, rl.Refresh)
+	}
+	idleC := make(chan struct{})
+	if *idle > 0 {
+		go act.exitWhenIdle(bg, *idle, idleC)
+	}
+	err = serveUntilDone(ctx, log, srv, socks, &store, rl, hup, idleC, *idle)
+	stopBG()
+	<-rl.done // a rebuild in progress must not publish after store.Close
+	return err
 }
 
-// serveUntilDone serves on every listener until ctx ends (SIGINT, SIGTERM)
-// or one fails, then shuts down gracefully: no new connections, in-flight
-// requests get shutdownTimeout to finish.
-func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, listeners []net.Listener, snap *discover.Snapshot) error {
-	serveErr := make(chan error, len(listeners))
-	for _, l := range listeners {
+// defaultRefresh is how often the domain list is re-read from the
+// database when nothing else triggers a reload.
+const defaultRefresh = 60 * time.Second
+
+// watchQuiet is how long the configuration files must stay unchanged
+// before a change reloads: an editor's save or a postmap run is many
+// events in a few milliseconds.
+const watchQuiet = 300 * time.Millisecond
+
+// serveUntilDone serves on every socket until ctx ends (SIGINT, SIGTERM),
+// the server has been idle for idle, or a socket fails, then shuts down
+// gracefully: no new connections, in-flight requests get shutdownTimeout
+// to finish. SIGHUP reloads meanwhile.
+func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, socks *sockets, store *serve.Store,
+	rl *reloader, hup <-chan os.Signal, idleC <-chan struct{}, idle time.Duration) error {
+	serveErr := make(chan error, len(socks.all()))
+	for _, l := range socks.http {
 		go func() { serveErr <- srv.Serve(l) }()
 	}
-	log.Info("serving", "listen", listenAddrs(listeners), "host", snap.Hostname(), "domains", len(snap.Domains()))
+	for _, l := range socks.https {
+		go func() { serveErr <- srv.ServeTLS(l, "", "") }()
+	}
+	snap := store.Load().Snapshot()
+	log.Info("serving", "listen", socks.describe(), "socket_activation", socks.activated,
+		"host", snap.Hostname(), "domains", len(snap.Domains()))
+	notify(log, daemon.SdNotifyReady+"\nSTATUS="+statusLine(snap, nil))
 
 	var err error
-	select {
-	case err = <-serveErr:
-		err = fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading")
+			rl.Kick()
+		case err = <-serveErr:
+			err = fmt.Errorf("serve: %w", err)
+			break wait
+		case <-idleC:
+			log.Info("exiting: no request", "for", idle)
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
 	}
+	notify(log, daemon.SdNotifyStopping)
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -119,15 +185,16 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, lis
 	return err
 }
 
-func listenAddrs(ls []net.Listener) string {
-	var addrs []string
-	for _, l := range ls {
-		a := l.Addr()
-		if a.Network() == "unix" {
-			addrs = append(addrs, "unix:"+a.String())
-		} else {
-			addrs = append(addrs, a.String())
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
 		}
 	}
-	return strings.Join(addrs, " ")
 }

@@ -12,6 +12,7 @@ import (
 type Config struct {
 	ev        *evaluator
 	files     []string
+	globs     []string
 	effective Effective
 	listeners []Listener
 }
@@ -38,6 +39,11 @@ func is24(version string) bool {
 // Files returns every host path Load read or that a "<file" value names, in
 // the order met: what a watcher must watch.
 func (c *Config) Files() []string { return append([]string(nil), c.files...) }
+
+// Globs returns the wildcard patterns of the !include and !include_try
+// lines met (host paths, braces expanded): a file created later that
+// matches one changes the configuration too.
+func (c *Config) Globs() []string { return append([]string(nil), c.globs...) }
 
 // Setting returns the global value of a setting: its last assignment at the
 // top level (inside no filter), variables expanded, or Dovecot's built-in

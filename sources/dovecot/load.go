@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,6 +31,7 @@ func Load(root hostfs.Root, p string) (*Config, error) {
 	}
 	l.ev.finish()
 	c := l.ev.config(l.files)
+	c.globs = l.globs
 	errs := append(l.errs, l.ev.errs...)
 	errs = append(errs, c.compute()...)
 	if len(errs) > 0 {
@@ -54,6 +56,7 @@ type loader struct {
 	root  hostfs.Root
 	ev    *evaluator
 	files []string // host paths read, in order, without duplicates
+	globs []string // include patterns with wildcards, as host paths
 	stack []string // the include chain being read, for loop detection
 	reads int
 	errs  []error
@@ -143,6 +146,9 @@ func (l *loader) include(ln *Line) {
 				}
 			}
 			continue
+		}
+		if !slices.Contains(l.globs, alt) {
+			l.globs = append(l.globs, alt)
 		}
 		found, err := l.root.Glob(alt)
 		if err != nil {

@@ -1,0 +1,247 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/mailautoconf/mailautoconf/dnsrecords"
+)
+
+// resolverName names the resolver in messages.
+func (r *run) resolverName() string {
+	if r.opt.Resolver == "" {
+		return "the system resolver (/etc/resolv.conf)"
+	}
+	return "resolver " + ResolverAddr(r.opt.Resolver)
+}
+
+// resolverAlive asks the resolver for the host's addresses once. When it
+// does not answer at all, every DNS check would say the same, so one
+// result says it instead; nil means the resolver answers.
+func (r *run) resolverAlive(ctx context.Context) *Result {
+	ctx, cancel := r.probeContext(ctx)
+	defer cancel()
+	_, err := r.resolver.LookupHost(ctx, r.plan.Host+".")
+	var dnsErr *net.DNSError
+	if err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return nil
+	}
+	why := describe(err, r.opt.Timeout)
+	if dnsErr != nil {
+		why = describeDNS(dnsErr, r.opt.Timeout)
+	}
+	return &Result{Group: "dns", Name: "resolver", Status: Fail,
+		Detail: fmt.Sprintf("%s: %s", r.resolverName(), why),
+		Fix:    "make the resolver answer (is it running and reachable?) or name a working one with --resolver; DNS was not checked"}
+}
+
+// dnsJobs returns a job for the host's addresses and one per owner name
+// of each domain's records, plus the MX.
+func (r *run) dnsJobs() []job {
+	host := r.plan.Host
+	jobs := []job{{group: "dns", name: "A/AAAA " + host, run: r.checkHost}}
+	for _, d := range r.plan.Domains {
+		var owners []string
+		byOwner := map[string][]dnsrecords.Record{}
+		for _, rec := range d.Records {
+			if _, ok := byOwner[rec.Name]; !ok {
+				owners = append(owners, rec.Name)
+			}
+			byOwner[rec.Name] = append(byOwner[rec.Name], rec)
+		}
+		for _, owner := range owners {
+			recs := byOwner[owner]
+			switch recs[0].Type {
+			case "CNAME":
+				jobs = append(jobs, job{group: "dns", name: "CNAME " + trimDot(owner), run: func(ctx context.Context) []Result {
+					return []Result{r.checkCNAME(ctx, recs[0])}
+				}})
+			case "SRV":
+				jobs = append(jobs, job{group: "dns", name: "SRV " + trimDot(owner), run: func(ctx context.Context) []Result {
+					return []Result{r.checkSRV(ctx, owner, recs)}
+				}})
+			}
+		}
+		jobs = append(jobs, job{group: "dns", name: "MX " + d.Name, run: func(ctx context.Context) []Result {
+			return []Result{r.checkMX(ctx, d)}
+		}})
+	}
+	return jobs
+}
+
+// checkHost looks up the mail host's addresses.
+func (r *run) checkHost(ctx context.Context) []Result {
+	ctx, cancel := r.probeContext(ctx)
+	defer cancel()
+	res := Result{Group: "dns", Name: "A/AAAA " + r.plan.Host}
+	addrs, err := r.resolver.LookupHost(ctx, r.plan.Host+".")
+	if err != nil {
+		res.Status, res.Detail = Fail, describe(err, r.opt.Timeout)
+		res.Fix = fmt.Sprintf("publish A (and AAAA) records for %s. with this host's public addresses", r.plan.Host)
+		return []Result{res}
+	}
+	res.Status, res.Detail = OK, strings.Join(addrs, ", ")
+	return []Result{res}
+}
+
+// checkCNAME checks autoconfig.<d> or autodiscover.<d>: a CNAME to the
+// host, or A/AAAA records with an address of the host, will do.
+func (r *run) checkCNAME(ctx context.Context, want dnsrecords.Record) Result {
+	ctx, cancel := r.probeContext(ctx)
+	defer cancel()
+	name := trimDot(want.Name)
+	res := Result{Group: "dns", Name: "CNAME " + name}
+	fix := fmt.Sprintf("publish %q", want.String())
+	cname, err := r.resolver.LookupCNAME(ctx, want.Name)
+	if err == nil && sameName(cname, want.Target) {
+		res.Status, res.Detail = OK, "CNAME "+lowerDot(cname)
+		return res
+	}
+	addrs, aerr := r.resolver.LookupHost(ctx, want.Name)
+	if aerr != nil {
+		if err == nil && !sameName(cname, want.Name) {
+			res.Status, res.Detail, res.Fix = Fail, fmt.Sprintf("wrong target: CNAME %s, which does not resolve", lowerDot(cname)), "change it: "+fix
+			return res
+		}
+		res.Status, res.Detail, res.Fix = Fail, "missing: "+describe(aerr, r.opt.Timeout), fix
+		return res
+	}
+	hostAddrs, herr := r.resolver.LookupHost(ctx, want.Target)
+	shared := slices.ContainsFunc(addrs, func(a string) bool { return slices.Contains(hostAddrs, a) })
+	switch {
+	case herr == nil && shared && (err != nil || sameName(cname, want.Name)):
+		res.Status, res.Detail = OK, fmt.Sprintf("A/AAAA %s, addresses of %s", strings.Join(addrs, ", "), trimDot(want.Target))
+	case herr == nil && shared:
+		res.Status, res.Detail = OK, fmt.Sprintf("CNAME %s, with addresses of %s", lowerDot(cname), trimDot(want.Target))
+	case err == nil && !sameName(cname, want.Name):
+		res.Status, res.Detail, res.Fix = Fail, fmt.Sprintf("wrong target: CNAME %s (%s), not %s", lowerDot(cname), strings.Join(addrs, ", "), want.Target), "change it: "+fix
+	default:
+		res.Status, res.Detail, res.Fix = Fail, fmt.Sprintf("wrong target: %s has addresses %s, none of them %s's", name, strings.Join(addrs, ", "), trimDot(want.Target)), "replace them: "+fix
+	}
+	return res
+}
+
+// checkSRV compares the SRV records of owner with want.
+func (r *run) checkSRV(ctx context.Context, owner string, want []dnsrecords.Record) Result {
+	ctx, cancel := r.probeContext(ctx)
+	defer cancel()
+	res := Result{Group: "dns", Name: "SRV " + trimDot(owner)}
+	var lines []string
+	for _, w := range want {
+		lines = append(lines, w.String())
+	}
+	publish := "publish " + quoteAll(lines)
+	_, got, err := r.resolver.LookupSRV(ctx, "", "", owner)
+	var dnsErr *net.DNSError
+	notFound := errors.As(err, &dnsErr) && dnsErr.IsNotFound
+	if err != nil && !notFound {
+		res.Status, res.Detail, res.Fix = Fail, describe(err, r.opt.Timeout), "make "+r.resolverName()+" answer, then check again"
+		return res
+	}
+	gotText := make([]string, len(got))
+	for i, g := range got {
+		gotText[i] = fmt.Sprintf("%d %d %d %s", g.Priority, g.Weight, g.Port, lowerDot(g.Target))
+	}
+	detail := strings.Join(gotText, ", ")
+
+	if want[0].NotOffered() {
+		switch {
+		case len(got) == 0:
+			res.Status, res.Detail = Warn, "missing (the service is not offered)"
+			res.Fix = publish + " so that clients do not guess"
+		case len(got) == 1 && got[0].Target == ".":
+			res.Status, res.Detail = OK, "not offered: "+detail
+		default:
+			res.Status, res.Detail = Fail, detail+": advertises a service this host does not offer"
+			res.Fix = "replace it: " + publish + " (or enable the service)"
+		}
+		return res
+	}
+	if len(got) == 0 {
+		res.Status, res.Detail, res.Fix = Fail, "missing", publish
+		return res
+	}
+	matched := make([]bool, len(got))
+	var problems []string
+	for _, w := range want {
+		i := slices.IndexFunc(got, func(g *net.SRV) bool { return sameName(g.Target, w.Target) && int(g.Port) == w.Port })
+		if i >= 0 {
+			matched[i] = true
+			continue
+		}
+		switch j := slices.IndexFunc(got, func(g *net.SRV) bool { return sameName(g.Target, w.Target) }); {
+		case j >= 0:
+			matched[j] = true
+			problems = append(problems, fmt.Sprintf("wrong port: %d, the server listens on %d", got[j].Port, w.Port))
+		case len(got) == 1 && got[0].Target == ".":
+			matched[0] = true
+			problems = append(problems, "says the service is not offered")
+		default:
+			problems = append(problems, fmt.Sprintf("wrong target: want %s port %d", w.Target, w.Port))
+		}
+	}
+	for i, g := range got {
+		if !matched[i] {
+			problems = append(problems, fmt.Sprintf("also names %s port %d", lowerDot(g.Target), g.Port))
+		}
+	}
+	if len(problems) == 0 {
+		res.Status, res.Detail = OK, detail
+		return res
+	}
+	res.Status, res.Detail, res.Fix = Fail, detail+": "+strings.Join(problems, "; "), "replace the records: "+publish
+	return res
+}
+
+// checkMX checks that the domain has an MX; where it points is the
+// admin's business, but the host is named when it is not it.
+func (r *run) checkMX(ctx context.Context, d dnsrecords.Domain) Result {
+	ctx, cancel := r.probeContext(ctx)
+	defer cancel()
+	res := Result{Group: "dns", Name: "MX " + d.Name}
+	mxs, err := r.resolver.LookupMX(ctx, d.Name+".")
+	var dnsErr *net.DNSError
+	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+		res.Status, res.Detail, res.Fix = Fail, describe(err, r.opt.Timeout), "make "+r.resolverName()+" answer, then check again"
+		return res
+	}
+	if len(mxs) == 0 {
+		res.Status, res.Detail = Fail, "missing: mail for "+d.Name+" cannot be delivered and Thunderbird's MX fallback finds nothing"
+		var lines []string
+		for _, s := range d.Suggested {
+			lines = append(lines, s.String())
+		}
+		res.Fix = "publish " + quoteAll(lines) + " (or your filtering front-end as the MX)"
+		return res
+	}
+	var parts []string
+	toHost := false
+	for _, mx := range mxs {
+		parts = append(parts, fmt.Sprintf("%d %s", mx.Pref, lowerDot(mx.Host)))
+		toHost = toHost || sameName(mx.Host, r.plan.Host)
+	}
+	res.Status, res.Detail = OK, strings.Join(parts, ", ")
+	if !toHost {
+		res.Detail += " (not this host: fine when that host relays the mail here)"
+	}
+	return res
+}
+
+func trimDot(s string) string { return strings.TrimSuffix(s, ".") }
+
+// lowerDot returns a name in lower case with one trailing dot.
+func lowerDot(s string) string { return strings.ToLower(trimDot(s)) + "." }
+
+func sameName(a, b string) bool { return strings.EqualFold(trimDot(a), trimDot(b)) }
+
+func quoteAll(lines []string) string {
+	q := make([]string, len(lines))
+	for i, l := range lines {
+		q[i] = fmt.Sprintf("%q", l)
+	}
+	return strings.Join(q, " and ")
+}

@@ -1,0 +1,24 @@
+// Package check is the doctor of a live setup: it turns a
+// discover.Snapshot into a list of Results, each saying whether one thing
+// a mail client depends on works, and, when it does not, what to change.
+//
+// It looks from the mail host itself, as a client would, and only reads:
+//
+//   - DNS: the records dnsrecords computes for each domain, compared with
+//     what the resolver answers (missing, wrong target, wrong port), the
+//     mail host's addresses and each domain's MX;
+//   - the discovery URLs over HTTPS (https://autoconfig.<d>/mail/config-v1.1.xml,
+//     https://<d>/.well-known/autoconfig/mail/config-v1.1.xml, and a POST to
+//     https://autodiscover.<d>/autodiscover/autodiscover.xml), with the
+//     certificate verified for each name and the answer compared with the
+//     snapshot's endpoints;
+//   - every advertised IMAP, POP3 and SMTP endpoint: TCP connect, implicit
+//     TLS or STARTTLS exactly as advertised, the certificate verified for the
+//     advertised host name and not expiring within 14 days, the greeting, and
+//     a password mechanism offered once TLS is up. It never logs in and never
+//     sends a password.
+//
+// Every network step has a deadline (Options.Timeout), the whole run one
+// more (Options.Total), and probes run concurrently (Options.Concurrency),
+// so a dead host or resolver is reported, not waited for.
+package check

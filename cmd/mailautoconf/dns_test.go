@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
+)
+
+// corpusSets returns every corpus set and those that need the database.
+func corpusSets(t *testing.T) (sets, withSQL []string) {
+	t.Helper()
+	sets, err := filepath.Glob("../../testdata/corpus/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets = slices.DeleteFunc(sets, func(s string) bool {
+		fi, err := os.Stat(s)
+		return err != nil || !fi.IsDir()
+	})
+	if len(sets) == 0 {
+		t.Fatal("no corpus sets")
+	}
+	for _, set := range sets {
+		if _, err := os.Stat(filepath.Join(set, "schema.sql")); err == nil {
+			withSQL = append(withSQL, set)
+		}
+	}
+	return sets, withSQL
+}
+
+// runDNSCommand runs mailautoconf dns on a corpus set.
+func runDNSCommand(t *testing.T, set string, withSQL []string, extra ...string) []byte {
+	t.Helper()
+	args := append([]string{"dns", "--root", set}, extra...)
+	if slices.Contains(withSQL, set) {
+		args = append(args, "--mysql-socket", database(t, withSQL).Socket())
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// zoneBlocks splits dns's zone output into each domain's block.
+func zoneBlocks(out []byte) map[string]string {
+	blocks := map[string]string{}
+	cur := ""
+	for _, line := range strings.SplitAfter(string(out), "\n") {
+		if name, ok := strings.CutPrefix(line, "; ===== "); ok {
+			cur = strings.TrimSuffix(strings.TrimSpace(name), " =====")
+			if cur == "TLS certificate names" {
+				cur = ""
+			}
+			continue
+		}
+		if cur != "" {
+			blocks[cur] += line
+		}
+	}
+	return blocks
+}
+
+// checkZone wraps a domain's block into a minimal zone (SOA, NS, and an
+// address for the mail host when it lies inside the zone) and runs
+// named-checkzone on it. -i local keeps it from resolving outside names;
+// -S fail and -M fail refuse SRV and MX targets that are CNAMEs.
+func checkZone(t *testing.T, bin, domain, host, block string) (string, error) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("$ORIGIN " + domain + ".\n$TTL 3600\n")
+	b.WriteString("@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 3600\n@ IN NS ns.invalid.\n")
+	if host == domain || strings.HasSuffix(host, "."+domain) {
+		b.WriteString(host + ". IN A 192.0.2.1\n")
+	}
+	b.WriteString(block)
+	path := filepath.Join(t.TempDir(), domain+".zone")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-i", "local", "-k", "fail", "-n", "fail", "-M", "fail", "-S", "fail", domain, path).CombinedOutput()
+	return string(out) + "\n" + b.String(), err
+}
+
+// TestDNSZonesAccepted runs dns on every corpus set and has
+// named-checkzone load each domain's records; the zone text must match
+// the JSON form and the reviewed golden file.
+func TestDNSZonesAccepted(t *testing.T) {
+	bin := testtool.Need(t, "named-checkzone")
+	sets, withSQL := corpusSets(t)
+	for _, set := range sets {
+		name := filepath.Base(set)
+		t.Run(name, func(t *testing.T) {
+			zone := runDNSCommand(t, set, withSQL)
+			checkGolden(t, filepath.Join("..", "..", "testdata", "golden", name+".dns.zone"), zone)
+			var plan struct {
+				Host    string `json:"host"`
+				Domains []struct {
+					Name    string `json:"name"`
+					Records []struct {
+						Name   string `json:"name"`
+						Type   string `json:"type"`
+						Target string `json:"target"`
+					} `json:"records"`
+				} `json:"domains"`
+			}
+			if err := json.Unmarshal(runDNSCommand(t, set, withSQL, "--format", "json"), &plan); err != nil {
+				t.Fatalf("dns --format json: %v", err)
+			}
+			blocks := zoneBlocks(zone)
+			if len(blocks) != len(plan.Domains) {
+				t.Errorf("zone has %d domain blocks, JSON %d domains", len(blocks), len(plan.Domains))
+			}
+			for _, d := range plan.Domains {
+				block, ok := blocks[d.Name]
+				if !ok {
+					t.Errorf("zone output lacks a block for %s", d.Name)
+					continue
+				}
+				for _, r := range d.Records {
+					if !strings.Contains(block, r.Name) || !strings.Contains(block, " IN "+r.Type) {
+						t.Errorf("%s block lacks the JSON record %s %s", d.Name, r.Name, r.Type)
+					}
+				}
+				if out, err := checkZone(t, bin, d.Name, plan.Host, block); err != nil {
+					t.Errorf("named-checkzone %s: %v\n%s", d.Name, err, out)
+				}
+			}
+			t.Logf("%d domains checked", len(plan.Domains))
+		})
+	}
+
+	// The wrapper really checks: an SRV record aimed at the CNAME
+	// autoconfig.<d> is refused.
+	t.Run("control", func(t *testing.T) {
+		block := "autoconfig.example.com. 3600 IN CNAME mail.example.com.\n" +
+			"_imaps._tcp.example.com. 3600 IN SRV 0 1 993 autoconfig.example.com.\n"
+		if out, err := checkZone(t, bin, "example.com", "mail.example.com", block); err == nil {
+			t.Errorf("named-checkzone accepted an SRV record whose target is a CNAME:\n%s", out)
+		}
+	})
+}
+
+func TestDNSNamedDomains(t *testing.T) {
+	set := "../../testdata/corpus/handmade-static-domains"
+	out := runDNSCommand(t, set, nil, "example.net", "alice@Example.biz")
+	blocks := zoneBlocks(out)
+	if len(blocks) != 2 || blocks["example.net"] == "" || blocks["example.biz"] == "" {
+		t.Errorf("dns example.net alice@Example.biz: blocks for %v, want example.net and example.biz", keys(blocks))
+	}
+
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"dns", "--root", set, "example.net", "unhosted.example", "not_a domain"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "not hosted here") || !strings.Contains(err.Error(), "unhosted.example") ||
+		!strings.Contains(err.Error(), `"not_a domain" is not a domain name`) {
+		t.Errorf("dns with an unhosted domain: error %v, want it to name unhosted.example and the bad name", err)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("dns with an unhosted domain printed records:\n%s", stdout.String())
+	}
+
+	err = run(context.Background(), []string{"dns", "--root", set, "--format", "yaml"}, &stdout, &stderr)
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Errorf("dns --format yaml: error %v, want a usage error", err)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

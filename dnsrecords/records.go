@@ -1,0 +1,243 @@
+package dnsrecords
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/idna"
+
+	"github.com/mailautoconf/mailautoconf/discover"
+)
+
+// TTL is the time to live of every record, in seconds: an hour, as in
+// DNS.md. Lower it before moving the mail host.
+const TTL = 3600
+
+// A Record is one resource record to publish.
+type Record struct {
+	Name string `json:"name"` // absolute, with the trailing dot
+	TTL  int    `json:"ttl"`
+	Type string `json:"type"` // "CNAME", "SRV" or "MX"
+	// Priority is an SRV record's priority or an MX record's preference.
+	Priority int    `json:"priority"`
+	Weight   int    `json:"weight"` // SRV only
+	Port     int    `json:"port"`   // SRV only; 0 with the target "."
+	Target   string `json:"target"` // absolute; "." for a service not offered
+	Why      string `json:"why"`    // one line: who uses it, where it comes from
+}
+
+// NotOffered reports whether r is the SRV record saying a service is not
+// offered at all (target ".").
+func (r Record) NotOffered() bool { return r.Type == "SRV" && r.Target == "." }
+
+// Data returns the record's data as a zone file writes it.
+func (r Record) Data() string {
+	switch r.Type {
+	case "SRV":
+		return fmt.Sprintf("%d %d %d %s", r.Priority, r.Weight, r.Port, r.Target)
+	case "MX":
+		return fmt.Sprintf("%d %s", r.Priority, r.Target)
+	}
+	return r.Target
+}
+
+// String returns the record as one zone-file line, without its comment.
+func (r Record) String() string {
+	return fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, r.Data())
+}
+
+// A Domain is what one hosted domain should publish.
+type Domain struct {
+	Name    string   `json:"name"` // lower-case A-labels, no trailing dot
+	Records []Record `json:"records"`
+	// Suggested holds records to compare with what the domain has, not to
+	// copy blindly: the MX, which may rightly name another host.
+	Suggested []Record `json:"suggested"`
+	Notes     []string `json:"notes"` // what else to know, one sentence each
+}
+
+// A Service is one RFC 6186 / RFC 8314 SRV service name.
+type Service struct {
+	Label    string            // "_imaps"
+	Protocol string            // the Endpoint protocol: "imap", "pop3", "smtp"
+	Security discover.Security // SecurityTLS or SecuritySTARTTLS
+	What     string            // "IMAP, implicit TLS"
+}
+
+// Services are the SRV services of RFC 6186 and RFC 8314, in the order
+// the records are written.
+var Services = []Service{
+	{"_imaps", "imap", discover.SecurityTLS, "IMAP, implicit TLS"},
+	{"_imap", "imap", discover.SecuritySTARTTLS, "IMAP, STARTTLS"},
+	{"_pop3s", "pop3", discover.SecurityTLS, "POP3, implicit TLS"},
+	{"_pop3", "pop3", discover.SecuritySTARTTLS, "POP3, STARTTLS"},
+	{"_submissions", "smtp", discover.SecurityTLS, "SMTP submission, implicit TLS"},
+	{"_submission", "smtp", discover.SecuritySTARTTLS, "SMTP submission, STARTTLS"},
+}
+
+// Owner returns the SRV owner name of s for domain (absolute).
+func (s Service) Owner(domain string) string { return s.Label + "._tcp." + domain + "." }
+
+// A Plan is every record and certificate name the hosted domains need.
+type Plan struct {
+	// Host is the mail host's name (lower-case A-labels): the target of
+	// the CNAME and SRV records, as clients are told it.
+	Host         string     `json:"host"`
+	TTL          int        `json:"ttl"`
+	Domains      []Domain   `json:"domains"`
+	Certificates []CertName `json:"certificate_names"`
+	Notes        []string   `json:"notes"` // about the host, one sentence each
+}
+
+// ErrNoHost reports a snapshot without a host name to point records at.
+var ErrNoHost = errors.New("dnsrecords: the snapshot has no host name")
+
+// For returns the plan for domains (lower-case A-labels), or for every
+// domain the snapshot lists when domains is nil. It does not check that
+// the domains are hosted; callers ask Snapshot.Lookup first.
+func For(snap *discover.Snapshot, domains []string) (*Plan, error) {
+	host, err := hostName(snap.Hostname())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrNoHost, snap.Hostname(), err)
+	}
+	if domains == nil {
+		for _, d := range snap.Domains() {
+			domains = append(domains, d.Name)
+		}
+	}
+	p := &Plan{Host: host, TTL: TTL, Domains: []Domain{}}
+	if !strings.Contains(host, ".") {
+		p.Notes = append(p.Notes, fmt.Sprintf("The host name %q is not a fully qualified domain name, so the records below point at a name no client can resolve: set myhostname in main.cf to the host's public name.", host))
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("%s. needs A and AAAA records with this host's public addresses (every record below points at it).", host))
+
+	p.Notes = append(p.Notes, "The web server of each domain itself (the apex) must proxy /.well-known/autoconfig/ and /autodiscover/autodiscover.xml to mailautoconf, or refuse them at once (connection refused or 404): never let them hang.")
+
+	eps := Advertised(snap)
+	for _, e := range snap.Endpoints() {
+		if e.Security == discover.SecurityNone {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s on port %d has no TLS: no SRV record names it (the discovery documents leave it out too).", strings.ToUpper(e.Protocol), e.Port))
+		}
+	}
+	for _, name := range domains {
+		name, err := hostName(name)
+		if err != nil {
+			return nil, fmt.Errorf("dnsrecords: domain %w", err)
+		}
+		p.Domains = append(p.Domains, domainPlan(name, host, eps))
+	}
+	p.Certificates = certNames(snap, p, eps)
+	return p, nil
+}
+
+// domainPlan returns the records of one domain.
+func domainPlan(d, host string, eps []discover.Endpoint) Domain {
+	dom := Domain{Name: d, Records: []Record{}, Notes: []string{}}
+	add := func(r Record) { r.TTL = TTL; dom.Records = append(dom.Records, r) }
+
+	for _, web := range []struct{ label, why string }{
+		{"autoconfig", "Mozilla autoconfig over HTTPS (Thunderbird, K-9, Evolution)"},
+		{"autodiscover", "Outlook Autodiscover over HTTPS"},
+	} {
+		name := web.label + "." + d
+		if name == host {
+			// A CNAME to itself would be a loop: the name is the host.
+			dom.Notes = append(dom.Notes, fmt.Sprintf("%s. is the mail host's own name: give it A/AAAA records instead of a CNAME.", name))
+			continue
+		}
+		add(Record{Name: name + ".", Type: "CNAME", Target: host + ".", Why: web.why})
+	}
+	if d == host {
+		dom.Notes = append(dom.Notes, fmt.Sprintf("%s. is also the mail host's name: its A/AAAA records serve mail and the /.well-known/autoconfig/ path alike.", d))
+	}
+	add(Record{Name: "_autodiscover._tcp." + d + ".", Type: "SRV", Priority: 0, Weight: 0, Port: 443, Target: host + ".",
+		Why: "Autodiscover by SRV; the target is the host, not a CNAME (RFC 2782)"})
+
+	type key struct {
+		label, host string
+		port        int
+	}
+	seen := map[key]bool{}
+	for _, svc := range Services {
+		offered := false
+		for _, e := range eps {
+			if e.Protocol != svc.Protocol || e.Security != svc.Security {
+				continue
+			}
+			offered = true
+			k := key{svc.Label, e.Host, e.Port}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			add(Record{Name: svc.Owner(d), Type: "SRV", Priority: rank(eps, e), Weight: 1, Port: e.Port, Target: e.Host + ".",
+				Why: fmt.Sprintf("%s: %s, %s", svc.What, e.Server, e.Source)})
+		}
+		if !offered {
+			add(Record{Name: svc.Owner(d), Type: "SRV", Priority: 0, Weight: 0, Port: 0, Target: ".",
+				Why: svc.What + ": not offered, clients must not guess (RFC 6186)"})
+		}
+	}
+	dom.Suggested = []Record{{Name: d + ".", TTL: TTL, Type: "MX", Priority: 10, Target: host + ".",
+		Why: "if mail for " + d + " comes straight to this host (Thunderbird also derives a fallback autoconfig name from the MX)"}}
+	return dom
+}
+
+// rank returns the SRV priority of e: 10 times its place among the
+// endpoints of its scale (IMAP and POP3 share one, SMTP has its own), best
+// first.
+func rank(eps []discover.Endpoint, e discover.Endpoint) int {
+	incoming := func(x discover.Endpoint) bool { return x.Protocol != "smtp" }
+	n := 0
+	for _, o := range eps {
+		if incoming(o) != incoming(e) {
+			continue
+		}
+		if o.Protocol == e.Protocol && o.Host == e.Host && o.Port == e.Port && o.Security == e.Security {
+			break
+		}
+		n++
+	}
+	return 10 * n
+}
+
+// Advertised returns the endpoints with TLS, in the snapshot's order, with
+// host names as lower-case A-labels: what the discovery documents tell
+// clients, and what the SRV records name.
+func Advertised(snap *discover.Snapshot) []discover.Endpoint {
+	var out []discover.Endpoint
+	for _, e := range snap.Endpoints() {
+		if e.Security != discover.SecurityTLS && e.Security != discover.SecuritySTARTTLS {
+			continue
+		}
+		h, err := hostName(e.Host)
+		if err != nil {
+			continue // discover only makes endpoints with host names
+		}
+		e.Host = h
+		out = append(out, e)
+	}
+	return out
+}
+
+// hostName returns name as lower-case A-labels without a trailing dot.
+func hostName(name string) (string, error) {
+	name = strings.TrimSuffix(strings.TrimSpace(name), ".")
+	if name == "" {
+		return "", errors.New("empty name")
+	}
+	a, err := idna.Lookup.ToASCII(name)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", name, err)
+	}
+	if len(a) > 253 {
+		return "", fmt.Errorf("%q: longer than 253 characters", name)
+	}
+	for _, l := range strings.Split(a, ".") {
+		if l == "" || len(l) > 63 {
+			return "", fmt.Errorf("%q: empty or over-long label", name)
+		}
+	}
+	return strings.ToLower(a), nil
+}
