@@ -130,6 +130,20 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 0
 fi
 
+# dpkg refuses to run while another package manager holds its lock (an
+# apt-get elsewhere on the machine): wait for it rather than fail.
+dpkg() {
+	local i
+	for i in $(seq 1 60); do
+		if ! fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock >/dev/null 2>&1; then
+			break
+		fi
+		[ "$i" -eq 1 ] && echo "    (waiting for the dpkg lock)"
+		sleep 2
+	done
+	command dpkg "$@"
+}
+
 step "dpkg -i $deb (on this machine; systemd is not PID 1 here, as in a chroot)"
 if dpkg-query -W -f='${Status}' mailautoconf 2>/dev/null | grep -q installed; then
 	fail "mailautoconf is already installed here; remove it first"

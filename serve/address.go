@@ -7,8 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/net/idna"
-
+	"github.com/mailautoconf/mailautoconf/internal/domainname"
 	"github.com/mailautoconf/mailautoconf/render"
 )
 
@@ -18,7 +17,6 @@ import (
 const (
 	maxLocalLen   = 64
 	maxAddressLen = 254
-	maxDomainLen  = 253
 )
 
 // ParseAddress validates an e-mail address as a client sends it and returns
@@ -44,7 +42,7 @@ func ParseAddress(s string) (render.Address, error) {
 	if err := checkLocal(local); err != nil {
 		return render.Address{}, err
 	}
-	d, err := normalizeDomain(domain)
+	d, err := domainname.Normalize(domain)
 	if err != nil {
 		return render.Address{}, fmt.Errorf("the domain %w", err)
 	}
@@ -75,7 +73,7 @@ func checkLocal(l string) error {
 			prevDot = true
 			continue
 		case !isAtext(r):
-			return fmt.Errorf("the local part (before the @) contains %s, which is only allowed inside quotes", describeRune(r))
+			return fmt.Errorf("the local part (before the @) contains %s, which is only allowed inside quotes", domainname.DescribeRune(r))
 		}
 		prevDot = false
 	}
@@ -109,7 +107,7 @@ func checkQuoted(l string) error {
 		case r >= 32 && r <= 126, r >= utf8.RuneSelf && isUTF8Text(r):
 			// qtextSMTP = %d32-33 / %d35-91 / %d93-126, plus UTF8-non-ascii (RFC 6531)
 		default:
-			return fmt.Errorf("the local part (before the @) contains %s", describeRune(r))
+			return fmt.Errorf("the local part (before the @) contains %s", domainname.DescribeRune(r))
 		}
 	}
 	return nil
@@ -132,97 +130,4 @@ func isAtext(r rune) bool {
 // characters or U+FFFD (the mark of a decoding error).
 func isUTF8Text(r rune) bool {
 	return r != utf8.RuneError && unicode.IsGraphic(r) && !unicode.IsSpace(r)
-}
-
-func describeRune(r rune) string {
-	switch {
-	case r == ' ':
-		return "a space"
-	case r < ' ' || r == 0x7f:
-		return "a control character"
-	case r < utf8.RuneSelf:
-		return fmt.Sprintf("%q", r)
-	}
-	return fmt.Sprintf("the character %U", r)
-}
-
-// normalizeDomain returns a domain name as lower-case A-labels, or an error
-// that completes the sentence "the domain ...".
-func normalizeDomain(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("is empty")
-	}
-	if name[0] == '[' {
-		return "", errors.New("is an address literal; use the mail domain")
-	}
-	ascii := true
-	for i := 0; i < len(name); i++ {
-		if name[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	a := name
-	if !ascii || hasACE(name) {
-		var err error
-		a, err = idna.Lookup.ToASCII(name)
-		if err != nil {
-			return "", errors.New("is not a valid internationalized domain name")
-		}
-	}
-	a = lowerASCII(a)
-	if len(a) > maxDomainLen {
-		return "", fmt.Errorf("is longer than %d characters", maxDomainLen)
-	}
-	labels := 0
-	for l := range strings.SplitSeq(a, ".") {
-		labels++
-		if l == "" {
-			return "", errors.New("has an empty label (two dots in a row, or a dot at an end)")
-		}
-		if len(l) > 63 {
-			return "", errors.New("has a label longer than 63 characters")
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "", errors.New("has a label that starts or ends with a hyphen")
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return "", fmt.Errorf("contains %s", describeRune(rune(c)))
-			}
-		}
-	}
-	if labels < 2 {
-		return "", errors.New("has a single label; a mail domain has at least two")
-	}
-	return a, nil
-}
-
-// hasACE reports whether an ASCII name has a label starting "xn--", whose
-// Punycode idna must check.
-func hasACE(name string) bool {
-	for l := range strings.SplitSeq(name, ".") {
-		if len(l) >= 4 && strings.EqualFold(l[:4], "xn--") {
-			return true
-		}
-	}
-	return false
-}
-
-// lowerASCII lower-cases ASCII letters, returning s itself when it has none
-// to change (no allocation on the common path).
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; c >= 'A' && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mailautoconf/mailautoconf/internal/domainname"
 	"github.com/mailautoconf/mailautoconf/render"
 	"github.com/mailautoconf/mailautoconf/render/mobileconfig"
 )
@@ -410,7 +411,7 @@ func (s *Site) jsonError(proto string) doc {
 			clean = append(clean, c)
 		}
 	}
-	if d, ok := s.jsonErrors[lowerASCII(string(clean))]; ok && strings.EqualFold(string(clean), proto) {
+	if d, ok := s.jsonErrors[domainname.LowerASCII(string(clean))]; ok && strings.EqualFold(string(clean), proto) {
 		return d
 	}
 	return newDoc(render.ContentTypeJSON, render.AutodiscoverJSONError(string(clean)))

@@ -3,6 +3,8 @@ package serve
 import (
 	"net/url"
 	"strings"
+
+	"github.com/mailautoconf/mailautoconf/internal/domainname"
 )
 
 // hostDomain returns the mail domain a Host header names, when it names
@@ -23,7 +25,7 @@ func hostDomain(host string) string {
 			break
 		}
 	}
-	d, err := normalizeDomain(host)
+	d, err := domainname.Normalize(host)
 	if err != nil || isIPv4(d) {
 		return ""
 	}
@@ -31,7 +33,7 @@ func hostDomain(host string) string {
 }
 
 // isIPv4 reports whether a normalized name is a dotted IPv4 address, which
-// normalizeDomain lets through (digits are valid in labels).
+// domainname.Normalize lets through (digits are valid in labels).
 func isIPv4(d string) bool {
 	for i := 0; i < len(d); i++ {
 		if c := d[i]; c != '.' && (c < '0' || c > '9') {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/internal/domainname"
 	"github.com/mailautoconf/mailautoconf/render"
 	"github.com/mailautoconf/mailautoconf/render/mobileconfig"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
@@ -137,7 +138,7 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	for _, o := range opts {
 		o(s)
 	}
-	if h, err := normalizeDomain(snap.Hostname()); err == nil {
+	if h, err := domainname.Normalize(snap.Hostname()); err == nil {
 		s.hostname = h
 	}
 
@@ -188,7 +189,7 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	s.json = newPage(render.AutodiscoverJSON())
 	s.jsonErrors = map[string]doc{}
 	for _, p := range knownJSONProtocols {
-		s.jsonErrors[lowerASCII(p)] = newDoc(render.ContentTypeJSON, render.AutodiscoverJSONError(p))
+		s.jsonErrors[domainname.LowerASCII(p)] = newDoc(render.ContentTypeJSON, render.AutodiscoverJSONError(p))
 	}
 
 	form, err := render.PageForm(snap)
