@@ -2,6 +2,7 @@
 # make packages       .deb and .rpm for amd64 and arm64, in dist/
 # make lint-packages  lintian on the .debs, rpmlint on the .rpms
 # make test           go test ./...
+# make bench          scripts/bench.sh: wrk against the daemon and nginx, RSS, cold start, rebuild (README.md, Performance)
 #
 # Needs Go and git; nfpm comes from go.mod (go tool nfpm), so a clean
 # checkout builds the packages with nothing but the Go module proxy.
@@ -19,7 +20,7 @@ HAVE_VERSION_VAR := $(shell grep -qsE '^(var)?[[:space:]]*version[[:space:]]+(st
 LDFLAGS := -s -w $(if $(HAVE_VERSION_VAR),-X main.version=$(VERSION))
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: build packages lint-packages test clean
+.PHONY: build packages lint-packages test bench clean
 
 build:
 	$(GOBUILD) -o dist/mailautoconf ./cmd/mailautoconf
@@ -49,6 +50,9 @@ lint-packages:
 
 test:
 	$(GO) test ./...
+
+bench:
+	bash scripts/bench.sh
 
 clean:
 	rm -rf dist

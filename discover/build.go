@@ -53,7 +53,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]Domain{}, listed: true}}
+	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}}
 
 	pfDir := opt.PostfixDir
 	if pfDir == "" {
@@ -89,7 +89,6 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	b.buildDomains(ctx)
 
 	s := b.snap
-	sort.Strings(s.names)
 	sort.Strings(s.files)
 	s.files = slices.Compact(s.files)
 	return s, nil
@@ -106,6 +105,36 @@ type builder struct {
 	dcCerts []*loadedCert
 
 	pfHost, dcHost string // the names each server's endpoints are advertised under
+
+	sourceIndex map[string]int  // Snapshot.sources → index
+	arena       strings.Builder // holds the domain names; see intern
+}
+
+// arenaChunk is the size of the strings domain names are copied into.
+const arenaChunk = 64 << 10
+
+// intern returns a copy of name that shares its memory with the other
+// domain names: a million names are then a few hundred allocations the
+// garbage collector hardly notices, not a million. It relies on a
+// strings.Builder never moving bytes it has written while it has room.
+func (b *builder) intern(name string) string {
+	if b.arena.Cap()-b.arena.Len() < len(name) {
+		b.arena = strings.Builder{}
+		b.arena.Grow(max(arenaChunk, len(name)))
+	}
+	start := b.arena.Len()
+	b.arena.WriteString(name)
+	return b.arena.String()[start:]
+}
+
+// source returns the index of a domain source in Snapshot.sources.
+func (b *builder) source(file string) int {
+	if i, ok := b.sourceIndex[file]; ok {
+		return i
+	}
+	b.snap.sources = append(b.snap.sources, file)
+	b.sourceIndex[file] = len(b.snap.sources) - 1
+	return len(b.snap.sources) - 1
 }
 
 // read records host files the Snapshot depends on, read or not (a file

@@ -29,7 +29,7 @@ type host map[string]string
 
 // baseHost is a small, healthy host: Postfix with 465 and 587, Dovecot with
 // IMAP and POP3, one certificate for mail.example.org.
-func baseHost(t *testing.T) host {
+func baseHost(t testing.TB) host {
 	return host{
 		"/etc/postfix/main.cf": `myhostname = mail.example.org
 mydomain = example.org
@@ -93,7 +93,7 @@ func mustBuild(t *testing.T, h host) *Snapshot {
 }
 
 // certPEM returns a self-signed certificate for names, valid for a year.
-func certPEM(t *testing.T, cn string, names ...string) string {
+func certPEM(t testing.TB, cn string, names ...string) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
@@ -43,24 +44,23 @@ func (b *builder) buildDomains(ctx context.Context) {
 	}
 }
 
-// addDomain records one hosted domain. A name that is not a usable domain
+// addDomain records one hosted domain, listed at src (a table's host path,
+// or the file:line of an entry). A name that is not a usable domain
 // (PostfixAdmin's "ALL" marker, "localhost", a pattern) is skipped.
-func (b *builder) addDomain(name string, alias bool, source string) {
+func (b *builder) addDomain(name string, alias bool, src hostfs.Pos) {
 	d, err := normalizeDomain(name)
 	if err != nil {
-		b.opt.Log.Debug("skipping domain table entry", "entry", name, "source", source, "err", err)
+		b.opt.Log.Debug("skipping domain table entry", "entry", name, "source", src.String(), "err", err)
 		return
 	}
+	info := packDomainInfo(b.source(src.File), src.Line, alias)
 	if prev, ok := b.snap.domains[d]; ok {
-		if prev.Alias && !alias { // a mailbox domain wins over an alias listing
-			prev.Alias = false
-			prev.Source = source
-			b.snap.domains[d] = prev
+		if prev.alias() && !alias { // a mailbox domain wins over an alias listing
+			b.snap.domains[d] = info
 		}
 		return
 	}
-	b.snap.domains[d] = Domain{Name: d, Alias: alias, Source: source}
-	b.snap.names = append(b.snap.names, d)
+	b.snap.domains[b.intern(d)] = info
 }
 
 func (b *builder) addTable(ctx context.Context, param string, alias bool, t postfix.Table) {
@@ -71,7 +71,7 @@ func (b *builder) addTable(ctx context.Context, param string, alias bool, t post
 			b.warn("%s entry %q (%s) is a pattern, not a domain: mailautoconf does not answer for it", param, t.Name, t.Pos)
 			return
 		}
-		b.addDomain(t.Name, alias, t.Pos.String())
+		b.addDomain(t.Name, alias, t.Pos)
 	case "hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash":
 		b.read(t.Name)
 		if suffix := compiledSuffix[t.Type]; suffix != "" {
@@ -84,13 +84,13 @@ func (b *builder) addTable(ctx context.Context, param string, alias bool, t post
 			return
 		}
 		for _, k := range keys {
-			b.addDomain(k.Key, alias, k.Pos.String())
+			b.addDomain(k.Key, alias, k.Pos)
 		}
 		b.checkCompiled(t)
 	case "inline":
 		for _, kv := range splitList(strings.Trim(strings.TrimSpace(t.Name), "{}")) {
 			key, _, _ := strings.Cut(kv, "=")
-			b.addDomain(strings.TrimSpace(key), alias, t.Pos.String())
+			b.addDomain(strings.TrimSpace(key), alias, t.Pos)
 		}
 	case "mysql":
 		b.addMySQL(ctx, param, alias, t)
@@ -165,8 +165,12 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 		b.warn("%s: %s: %v; its domains are looked up when a client asks", param, where, err)
 		return
 	}
+	if len(b.snap.domains) == 0 {
+		b.snap.domains = make(map[string]domainInfo, len(names)) // no rehashing while it fills
+	}
+	src := hostfs.Pos{File: t.Name}
 	for _, n := range names {
-		b.addDomain(n, alias, t.Name)
+		b.addDomain(n, alias, src)
 	}
 	targets, err := tab.AliasTargets(ctx)
 	switch {
@@ -176,9 +180,8 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 	default:
 		for a, target := range targets {
 			a, target = strings.ToLower(a), strings.ToLower(target)
-			if d, ok := b.snap.domains[a]; ok && a != target {
-				d.AliasOf = target
-				b.snap.domains[a] = d
+			if _, ok := b.snap.domains[a]; ok && a != target {
+				b.snap.aliasOf[a] = target
 			}
 		}
 	}
@@ -193,16 +196,14 @@ func (b *builder) carryForward(source string, alias bool) int {
 		return 0
 	}
 	n := 0
-	for _, name := range prev.names {
-		d := prev.domains[name]
-		if d.Source != source {
+	src := hostfs.Pos{File: source}
+	for name, i := range prev.domains {
+		if i.line() != 0 || prev.sources[i.source()] != source {
 			continue
 		}
-		b.addDomain(d.Name, alias, source)
-		if d.AliasOf != "" {
-			nd := b.snap.domains[d.Name]
-			nd.AliasOf = d.AliasOf
-			b.snap.domains[d.Name] = nd
+		b.addDomain(name, alias, src)
+		if target := prev.aliasOf[name]; target != "" {
+			b.snap.aliasOf[name] = target
 		}
 		n++
 	}

@@ -16,8 +16,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
+
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
 // Security is how a client protects an endpoint's connection.
@@ -78,9 +81,14 @@ type Certificate struct {
 // A Snapshot is an immutable view of what mail clients should be told.
 // Build one with Build.
 type Snapshot struct {
-	hostname  string
-	domains   map[string]Domain // keyed by Name
-	names     []string          // sorted keys of domains
+	hostname string
+	// domains maps each hosted domain to where it was listed, packed
+	// (see domainInfo): with a million domains, a map entry and the name
+	// are all a domain costs. The names live in a few large strings
+	// (builder.intern), not one allocation each.
+	domains   map[string]domainInfo
+	aliasOf   map[string]string // alias domain → target, for the few the database names
+	sources   []string          // domainInfo.source indexes these host paths
 	listed    bool              // every domain source could be enumerated
 	endpoints []Endpoint        // best first
 	certs     []Certificate
@@ -106,14 +114,57 @@ type domainLookup struct {
 // Hostname returns the mail host's name as clients are told it.
 func (s *Snapshot) Hostname() string { return s.hostname }
 
+// domainInfo packs where a domain was listed: the index of its source
+// file in Snapshot.sources (bits 32-62), the line in it (bits 0-31, 0 for
+// a database table) and whether it is a virtual alias domain (bit 63).
+type domainInfo uint64
+
+func packDomainInfo(source int, line int, alias bool) domainInfo {
+	i := domainInfo(source)<<32 | domainInfo(uint32(max(line, 0)))
+	if alias {
+		i |= 1 << 63
+	}
+	return i
+}
+
+func (i domainInfo) source() int { return int(i >> 32 & (1<<31 - 1)) }
+func (i domainInfo) line() int   { return int(uint32(i)) }
+func (i domainInfo) alias() bool { return i&(1<<63) != 0 }
+
+// domain unpacks the Domain named name.
+func (s *Snapshot) domain(name string, i domainInfo) Domain {
+	src := hostfs.Pos{File: s.sources[i.source()], Line: i.line()}.String()
+	return Domain{Name: name, AliasOf: s.aliasOf[name], Alias: i.alias(), Source: src}
+}
+
 // Domains returns the enumerated hosted domains, sorted by name.
 func (s *Snapshot) Domains() []Domain {
-	out := make([]Domain, 0, len(s.names))
-	for _, n := range s.names {
-		out = append(out, s.domains[n])
+	out := make([]Domain, 0, len(s.domains))
+	for name, i := range s.domains {
+		out = append(out, s.domain(name, i))
 	}
+	slices.SortFunc(out, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// NumDomains returns how many domains Domains would return, without
+// making the list.
+func (s *Snapshot) NumDomains() int { return len(s.domains) }
+
+// ListedDomain tells whether domain (lower-case A-labels) is one of the
+// enumerated hosted domains, without asking any database or allocating,
+// and names the domain whose mailboxes its addresses reach when the
+// database says so.
+func (s *Snapshot) ListedDomain(domain string) (aliasOf string, ok bool) {
+	if _, ok := s.domains[domain]; !ok {
+		return "", false
+	}
+	return s.aliasOf[domain], true
+}
+
+// AliasTargets returns the alias domains whose target the database
+// names, each mapped to its target.
+func (s *Snapshot) AliasTargets() map[string]string { return maps.Clone(s.aliasOf) }
 
 // DomainsListed reports whether Domains is complete: false when some source
 // of domains could not be enumerated, so that Lookup may find more.
@@ -153,8 +204,8 @@ func (s *Snapshot) CanLookup() bool { return len(s.lookups) > 0 }
 // database tables only when the list lacks the domain.
 func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if d, ok := s.domains[domain]; ok {
-		return d, true, nil
+	if i, ok := s.domains[domain]; ok {
+		return s.domain(domain, i), true, nil
 	}
 	var errs []error
 	for _, l := range s.lookups {

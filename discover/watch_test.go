@@ -61,12 +61,13 @@ func TestCarryForward(t *testing.T) {
 	h["/etc/postfix/main.cf"] += "virtual_mailbox_domains = proxy:mysql:" + table + "\n"
 	h[table] = "hosts = unix:/nonexistent/mysqld.sock\nuser = vmail\npassword = x\ndbname = vmail\nquery = SELECT domain FROM domain WHERE domain='%s' AND active=1\n"
 	prev := &Snapshot{
-		domains: map[string]Domain{
-			"a.example":      {Name: "a.example", Source: table},
-			"b.example":      {Name: "b.example", Source: table, AliasOf: "a.example"},
-			"static.example": {Name: "static.example", Source: "/etc/postfix/main.cf:3"},
+		domains: map[string]domainInfo{
+			"a.example":      packDomainInfo(0, 0, false),
+			"b.example":      packDomainInfo(0, 0, false),
+			"static.example": packDomainInfo(1, 3, false),
 		},
-		names: []string{"a.example", "b.example", "static.example"},
+		aliasOf: map[string]string{"b.example": "a.example"},
+		sources: []string{table, "/etc/postfix/main.cf"},
 	}
 	dir := t.TempDir()
 	for p, content := range h {

@@ -124,7 +124,10 @@ func appendNew(ss []string, s string) []string {
 // users log in at another domain, so that a login address can differ from
 // the address a client was given.
 func hasAliasTargets(s *discover.Snapshot) bool {
-	return slices.ContainsFunc(s.Domains(), func(d discover.Domain) bool {
-		return d.AliasOf != "" && d.AliasOf != d.Name
-	})
+	for alias, target := range s.AliasTargets() {
+		if target != alias {
+			return true
+		}
+	}
+	return false
 }

@@ -256,7 +256,7 @@ func checkSpecResponse(t *testing.T, site *Site, r specRequest, res response, do
 }
 
 // domainsOK reports whether the Site could render autoconfig at all.
-func (s *Site) domainsOK() bool { return s.autoconfig != nil }
+func (s *Site) domainsOK() bool { return s.autoconfig.ok() }
 
 func checkAutoconfig(t *testing.T, what string, doc autoconfigDoc, snap *discover.Snapshot, domain string) {
 	t.Helper()

@@ -209,7 +209,7 @@ func addressParam(rawQuery string, keys ...string) (a render.Address, present bo
 
 // placeholder is the address a domain-level document is rendered with:
 // clients substitute the user's local part (PROTOCOLS.md §2.3).
-func placeholder(sd *siteDomain) render.Address {
+func placeholder(sd siteDomain) render.Address {
 	return render.Address{Local: "%EMAILLOCALPART%", Domain: sd.name, LoginDomain: sd.loginDomain}
 }
 
@@ -219,7 +219,7 @@ func (s *Site) serveAutoconfig(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "400 bad request: "+err.Error())
 		return
 	}
-	sd, cache := (*siteDomain)(nil), cachePrivate
+	sd, cache := siteDomain{}, cachePrivate
 	if present {
 		sd, err = s.domain(r.Context(), a.Domain)
 	} else {
@@ -243,17 +243,17 @@ func (s *Site) serveAutoconfig(w http.ResponseWriter, r *http.Request) {
 
 // found writes the plain-text 404 or 503 answer when sd is not a hosted
 // domain, and reports whether it is.
-func (s *Site) found(w http.ResponseWriter, sd *siteDomain, err error, fromAddress bool, domain string) bool {
+func (s *Site) found(w http.ResponseWriter, sd siteDomain, err error, fromAddress bool, domain string) bool {
 	switch {
 	case err != nil:
 		s.lookupFailed(err)
 		w.Header()["Retry-After"] = []string{"30"}
 		writeText(w, http.StatusServiceUnavailable, "503 service unavailable: the domain database cannot be queried; try again later")
 		return false
-	case sd == nil && fromAddress:
+	case !sd.ok() && fromAddress:
 		writeText(w, http.StatusNotFound, "404 not found: this server does not host mail for "+domain)
 		return false
-	case sd == nil:
+	case !sd.ok():
 		writeText(w, http.StatusNotFound, "404 not found: the Host header names no domain hosted here; add ?emailaddress=you@your.domain")
 		return false
 	}
@@ -311,7 +311,7 @@ func (s *Site) servePOXGet(w http.ResponseWriter, r *http.Request) {
 		writeDoc(w, http.StatusOK, s.poxErrors[poxBadRequest], cacheNone)
 		return
 	}
-	var sd *siteDomain
+	var sd siteDomain
 	if present {
 		sd, err = s.domain(r.Context(), a.Domain)
 	} else {
@@ -339,13 +339,13 @@ func (s *Site) servePOXGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // poxFound writes the POX error document when sd is not a hosted domain.
-func (s *Site) poxFound(w http.ResponseWriter, sd *siteDomain, err error) bool {
+func (s *Site) poxFound(w http.ResponseWriter, sd siteDomain, err error) bool {
 	switch {
 	case err != nil:
 		s.lookupFailed(err)
 		writeDoc(w, http.StatusOK, s.poxErrors[poxInternal], cacheNone)
 		return false
-	case sd == nil:
+	case !sd.ok():
 		writeDoc(w, http.StatusOK, s.poxErrors[poxNotFound], cacheNone)
 		return false
 	}
@@ -376,7 +376,7 @@ func (s *Site) serveJSON(w http.ResponseWriter, r *http.Request, pathAddr string
 		writeJSONError(w, http.StatusBadRequest, "InvalidUser", err.Error())
 		return
 	}
-	var sd *siteDomain
+	var sd siteDomain
 	cache := cachePrivate
 	if present {
 		sd, err = s.domain(r.Context(), a.Domain)
@@ -390,7 +390,7 @@ func (s *Site) serveJSON(w http.ResponseWriter, r *http.Request, pathAddr string
 		w.Header()["Retry-After"] = []string{"30"}
 		writeJSONError(w, http.StatusServiceUnavailable, "InternalServerError", "The domain database cannot be queried; try again later.")
 		return
-	case sd == nil:
+	case !sd.ok():
 		writeJSONError(w, http.StatusNotFound, "NotFound", "This server does not host mail for the domain.")
 		return
 	}
@@ -458,7 +458,9 @@ func (s *Site) serveProfile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h := w.Header()
-	h["Content-Disposition"] = sd.disposition
+	// A domain name is lower-case letters, digits, '-' and '.': a token,
+	// which needs no quoting in the header.
+	h["Content-Disposition"] = []string{"attachment; filename=" + sd.name + ".mobileconfig"}
 	writeBytes(w, http.StatusOK, ctypeProfile, cachePrivate, body)
 }
 
@@ -507,7 +509,7 @@ func (s *Site) servePage(w http.ResponseWriter, r *http.Request) {
 		s.lookupFailed(err)
 		writeErrorPage(w, http.StatusServiceUnavailable, "Try again later", "The domain database cannot be queried right now.")
 		return
-	case sd == nil:
+	case !sd.ok():
 		writeErrorPage(w, http.StatusNotFound, "Domain not hosted here", "This server does not host mail for "+a.Domain+".")
 		return
 	}

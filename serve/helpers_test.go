@@ -32,6 +32,17 @@ const specDir = "../testdata/spec"
 // buildSite builds the snapshot of the tree at root and its Site.
 func buildSite(t testing.TB, rootDir, mysqlSocket string) *Site {
 	t.Helper()
+	return buildSiteWith(t, rootDir, mysqlSocket, slog.New(slog.DiscardHandler))
+}
+
+// buildSiteLogged is buildSite without a database, logging to log.
+func buildSiteLogged(t testing.TB, rootDir string, log *slog.Logger) *Site {
+	t.Helper()
+	return buildSiteWith(t, rootDir, "", log)
+}
+
+func buildSiteWith(t testing.TB, rootDir, mysqlSocket string, log *slog.Logger) *Site {
+	t.Helper()
 	root, err := hostfs.New(rootDir)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +54,7 @@ func buildSite(t testing.TB, rootDir, mysqlSocket string) *Site {
 		t.Fatalf("discover.Build(%s): %v", rootDir, err)
 	}
 	t.Cleanup(func() { snap.Close() })
-	site, err := NewSite(root, snap, slog.New(slog.DiscardHandler))
+	site, err := NewSite(root, snap, log)
 	if err != nil {
 		t.Fatalf("NewSite(%s): %v", rootDir, err)
 	}

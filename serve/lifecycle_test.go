@@ -58,18 +58,18 @@ func TestDomainAddedSinceSnapshot(t *testing.T) {
 
 	const added = "added-since.example.net"
 	ctx := context.Background()
-	if sd, err := site.domain(ctx, "never-added.example.net"); sd != nil || err != nil {
+	if sd, err := site.domain(ctx, "never-added.example.net"); sd.ok() || err != nil {
 		t.Fatalf("domain(never-added) = %v, %v; want not hosted", sd, err)
 	}
 	db.Exec(t, "INSERT INTO postfix.domain (domain, description, transport, created, modified, active) VALUES ('"+added+"', '', 'virtual', NOW(), NOW(), 1)")
 	t.Cleanup(func() { db.Exec(t, "DELETE FROM postfix.domain WHERE domain = '"+added+"'") })
 	sd, err := site.domain(ctx, added)
-	if err != nil || sd == nil || sd.name != added {
+	if err != nil || !sd.ok() || sd.name != added {
 		t.Fatalf("domain(%s) after INSERT = %v, %v; want it hosted", added, sd, err)
 	}
 	// The negative cache answers for a name found unhosted.
 	before := len(site.misses.miss)
-	if sd, err := site.domain(ctx, "never-added.example.net"); sd != nil || err != nil || len(site.misses.miss) != before {
+	if sd, err := site.domain(ctx, "never-added.example.net"); sd.ok() || err != nil || len(site.misses.miss) != before {
 		t.Errorf("second ask for an unhosted name: %v, %v (cache %d → %d)", sd, err, before, len(site.misses.miss))
 	}
 	// A refused lookup is a 503 for the client, not a "not hosted".

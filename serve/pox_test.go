@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecodePOXRequest(t *testing.T) {
@@ -60,7 +61,9 @@ func TestDecodePOXRequest(t *testing.T) {
 }
 
 // FuzzDecodePOXRequest checks that the decoder never panics, refuses every
-// body with a declaration, and returns trimmed UTF-8 values.
+// body with a declaration, returns trimmed UTF-8 values, and agrees with
+// the encoding/xml decoder it replaced: what it accepts, that one accepts
+// with the same values, and the other way round.
 func FuzzDecodePOXRequest(f *testing.F) {
 	for _, s := range []string{
 		`<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>fred@example.com</EMailAddress><AcceptableResponseSchema>` + schemaOutlook + `</AcceptableResponseSchema></Request></Autodiscover>`,
@@ -69,18 +72,31 @@ func FuzzDecodePOXRequest(f *testing.F) {
 		"\ufeff<Autodiscover><Request><EMailAddress><![CDATA[a@b.c]]></EMailAddress></Request></Autodiscover>",
 		`<Autodiscover><Request><EMailAddress>a<!-- c -->@b.c</EMailAddress></Request></Autodiscover>`,
 		"<a:Autodiscover xmlns:a='x'><a:Request/></a:Autodiscover>",
+		`<a:Autodiscover xmlns:a="` + nsMobileSyncReq + `"><a:Request><a:EMailAddress>&#x66;red&#64;b.c</a:EMailAddress></a:Request></a:Autodiscover>`,
+		"<Autodiscover><Request><EMailAddress>a\r\n@b.c</EMailAddress></Request></Autodiscover>\n",
+		`<?xml version="1.0"?><?pi x?><Autodiscover a="&lt;" b='&amp;'><Request><X><EMailAddress>x</EMailAddress></X></Request></Autodiscover>`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodePOXRequest(body)
+		ref, refErr := decodePOXRequestStd(body)
+		if err == nil && refErr != nil {
+			t.Fatalf("decodePOXRequest(%q) = %+v, but encoding/xml refuses it: %v", body, req, refErr)
+		}
+		if err == nil && req != ref {
+			t.Fatalf("decodePOXRequest(%q) = %+v, encoding/xml reads %+v", body, req, ref)
+		}
+		if err != nil && refErr == nil && !laxerStd(body) {
+			t.Fatalf("decodePOXRequest(%q): %v, but encoding/xml reads %+v", body, err, ref)
+		}
 		if err != nil {
 			return
 		}
 		if strings.Contains(string(body), "<!") && strings.Contains(strings.ToUpper(string(body)), "<!DOCTYPE") {
 			t.Fatalf("accepted a body with a DOCTYPE: %q", body)
 		}
-		if req.Schema == "" || strings.TrimSpace(req.EMailAddress) != req.EMailAddress {
+		if req.Schema == "" || strings.TrimSpace(req.EMailAddress) != req.EMailAddress || !utf8.ValidString(req.EMailAddress) {
 			t.Fatalf("decodePOXRequest(%q) = %+v", body, req)
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"slices"
 	"strconv"
 	"sync"
@@ -55,8 +54,10 @@ type Site struct {
 	log      *slog.Logger
 	hostname string // the mail host's name as a domain ("" when it is not one)
 
-	domains    map[string]*siteDomain // the enumerated hosted domains
-	autoconfig *render.Template       // for a domain outside any alias group
+	// The enumerated domains are the snapshot's; nothing is kept per
+	// domain here but the autoconfig documents of alias groups.
+	autoconfig  page            // for a domain outside any alias group
+	groupConfig map[string]page // for each domain of an alias group
 
 	pox        page
 	poxErrors  map[int]doc
@@ -89,13 +90,17 @@ type SiteOption func(*Site)
 // not list with g, which the caller shares between successive Sites.
 func WithMissGuard(g *MissGuard) SiteOption { return func(s *Site) { s.misses = g } }
 
-// A siteDomain is a hosted domain with what is prepared for it.
+// A siteDomain is a hosted domain with what is prepared for it, made for
+// each request (on the stack: it costs no allocation). The zero value is
+// no domain.
 type siteDomain struct {
 	name        string
 	loginDomain string // the domain its users log in with (the alias target)
 	autoconfig  page
-	disposition []string // Content-Disposition of its Apple profile
 }
+
+// ok reports whether sd is a hosted domain.
+func (sd siteDomain) ok() bool { return sd.name != "" }
 
 // A page is a template with its Content-Type header value prepared.
 type page struct {
@@ -133,7 +138,7 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Site{snap: snap, log: log, domains: map[string]*siteDomain{}, life: &siteLife{}}
+	s := &Site{snap: snap, log: log, groupConfig: map[string]page{}, life: &siteLife{}}
 	s.life.refs.Store(1)
 	for _, o := range opts {
 		o(s)
@@ -158,19 +163,16 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 			return nil, err
 		}
 	}
-	s.autoconfig = generic
-	groups := aliasGroups(snap.Domains())
-	for _, d := range snap.Domains() {
-		sd := newSiteDomain(d, s.autoconfig)
-		if g := groups[d.Name]; len(g) > 0 && generic != nil {
-			extra := slices.DeleteFunc(slices.Clone(g), func(n string) bool { return n == d.Name })
+	s.autoconfig = newPage(generic)
+	if generic != nil {
+		for name, g := range aliasGroups(snap) {
+			extra := slices.DeleteFunc(slices.Clone(g), func(n string) bool { return n == name })
 			t, err := render.Autoconfig(snap, extra)
 			if err != nil {
-				return nil, fmt.Errorf("render autoconfig for %s: %w", d.Name, err)
+				return nil, fmt.Errorf("render autoconfig for %s: %w", name, err)
 			}
-			sd.autoconfig = newPage(t)
+			s.groupConfig[name] = newPage(t)
 		}
-		s.domains[d.Name] = sd
 	}
 
 	t, err := render.AutodiscoverPOX(snap)
@@ -217,26 +219,28 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	return s, nil
 }
 
-func newSiteDomain(d discover.Domain, autoconfig *render.Template) *siteDomain {
-	login := d.Name
-	if d.AliasOf != "" {
-		login = d.AliasOf
+// siteDomain returns what is served for the hosted domain name, whose
+// users log in at aliasOf when that is set.
+func (s *Site) siteDomain(name, aliasOf string) siteDomain {
+	sd := siteDomain{name: name, loginDomain: name, autoconfig: s.autoconfig}
+	if aliasOf != "" {
+		sd.loginDomain = aliasOf
 	}
-	return &siteDomain{
-		name:        d.Name,
-		loginDomain: login,
-		autoconfig:  newPage(autoconfig),
-		disposition: []string{mime.FormatMediaType("attachment", map[string]string{"filename": d.Name + ".mobileconfig"})},
+	if len(s.groupConfig) > 0 {
+		if p, ok := s.groupConfig[name]; ok {
+			sd.autoconfig = p
+		}
 	}
+	return sd
 }
 
 // aliasGroups maps every domain that is an alias target, or an alias of a
 // known target, to its group: the target and all its aliases, sorted.
-func aliasGroups(domains []discover.Domain) map[string][]string {
+func aliasGroups(snap *discover.Snapshot) map[string][]string {
 	byTarget := map[string][]string{}
-	for _, d := range domains {
-		if d.AliasOf != "" && d.AliasOf != d.Name {
-			byTarget[d.AliasOf] = append(byTarget[d.AliasOf], d.Name)
+	for alias, target := range snap.AliasTargets() {
+		if target != alias {
+			byTarget[target] = append(byTarget[target], alias)
 		}
 	}
 	groups := map[string][]string{}
@@ -279,53 +283,56 @@ func (s *Site) lookupFailed(err error) {
 // A name the snapshot does not list is looked up in the database tables
 // (a domain added since the snapshot was built), within the MissGuard's
 // bounds.
-func (s *Site) domain(ctx context.Context, name string) (*siteDomain, error) {
-	if sd, ok := s.domains[name]; ok {
-		return sd, nil
+func (s *Site) domain(ctx context.Context, name string) (siteDomain, error) {
+	if name == "" {
+		return siteDomain{}, nil
 	}
-	if name == "" || !s.snap.CanLookup() {
-		return nil, nil // no source to ask
+	if aliasOf, ok := s.snap.ListedDomain(name); ok {
+		return s.siteDomain(name, aliasOf), nil
+	}
+	if !s.snap.CanLookup() {
+		return siteDomain{}, nil // no source to ask
 	}
 	if g := s.misses; g != nil {
 		known, allowed := g.allow(name)
 		switch {
 		case known:
-			return nil, nil // found unhosted a moment ago
+			return siteDomain{}, nil // found unhosted a moment ago
 		case !allowed:
-			return nil, fmt.Errorf("%w: %s: %w", errLookup, name, errThrottled)
+			return siteDomain{}, fmt.Errorf("%w: %s: %w", errLookup, name, errThrottled)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	d, ok, err := s.snap.Lookup(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", errLookup, name, err)
+		return siteDomain{}, fmt.Errorf("%w: %s: %w", errLookup, name, err)
 	}
 	if !ok {
 		if s.misses != nil {
 			s.misses.missed(name)
 		}
-		return nil, nil
+		return siteDomain{}, nil
 	}
-	return newSiteDomain(d, s.autoconfig), nil
+	return s.siteDomain(d.Name, d.AliasOf), nil
 }
 
 // hostDomain returns the hosted domain a Host header names (PROTOCOLS.md
 // §1.1). When the Host is the mail host's own name (an SRV or MX target),
 // with or without an autoconfig./autodiscover. label, it answers for the
 // nearest hosted parent domain: mail.example.com serves example.com.
-func (s *Site) hostDomain(ctx context.Context, host string) (*siteDomain, error) {
+func (s *Site) hostDomain(ctx context.Context, host string) (siteDomain, error) {
 	name := hostDomain(host)
 	sd, err := s.domain(ctx, name)
-	if sd != nil || err != nil || name == "" || name != s.hostname {
+	if sd.ok() || err != nil || name == "" || name != s.hostname {
 		return sd, err
 	}
 	for parent := parentDomain(name); parent != ""; parent = parentDomain(parent) {
-		if sd, err := s.domain(ctx, parent); sd != nil || err != nil {
+		if sd, err := s.domain(ctx, parent); sd.ok() || err != nil {
 			return sd, err
 		}
 	}
-	return nil, nil
+	return siteDomain{}, nil
 }
 
 // parentDomain drops the first label, returning "" when fewer than two

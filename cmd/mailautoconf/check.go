@@ -50,21 +50,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "check: --timeout must be positive")
 		return usageError{errors.New("bad --timeout")}
 	}
-	level := slog.LevelWarn
-	if common.verbose {
-		level = slog.LevelDebug
-	}
-	log := newLogger(stderr, level)
-
 	roots, err := trustedRoots(*caFile)
 	if err != nil {
 		return err
 	}
-	opt, err := common.options(log)
-	if err != nil {
-		return err
-	}
-	snap, err := discover.Build(ctx, opt)
+	snap, err := common.build(ctx, common.logger(stderr, slog.LevelWarn))
 	if err != nil {
 		return err
 	}

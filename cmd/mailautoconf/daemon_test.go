@@ -110,6 +110,7 @@ type runningDaemon struct {
 	stderr *syncBuffer
 	notify *notifySocket
 	client *http.Client // to the "http" unix socket
+	sock   string       // the "http" unix socket's path
 	https  string       // the "https" socket's address
 }
 
@@ -127,7 +128,7 @@ func startDaemon(t *testing.T, bin, root string, args ...string) *runningDaemon 
 	httpsAddr := l.Addr().String()
 	l.Close() // systemd-socket-activate binds it again
 
-	d := &runningDaemon{done: make(chan struct{}), stderr: &syncBuffer{}, notify: newNotifySocket(t, dir), https: httpsAddr}
+	d := &runningDaemon{done: make(chan struct{}), stderr: &syncBuffer{}, notify: newNotifySocket(t, dir), https: httpsAddr, sock: sock}
 	argv := []string{"-l", sock, "-l", httpsAddr, "--fdname=http:https", "-E", "NOTIFY_SOCKET=" + d.notify.path,
 		bin, "serve", "--root", root, "-v"}
 	d.cmd = exec.Command(activate, append(argv, args...)...)

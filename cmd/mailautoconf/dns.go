@@ -33,16 +33,7 @@ func runDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stderr, "dns: --format must be zone or json, not %q\n", *format)
 		return usageError{fmt.Errorf("bad --format %q", *format)}
 	}
-	level := slog.LevelWarn
-	if common.verbose {
-		level = slog.LevelDebug
-	}
-	log := newLogger(stderr, level)
-	opt, err := common.options(log)
-	if err != nil {
-		return err
-	}
-	snap, err := discover.Build(ctx, opt)
+	snap, err := common.build(ctx, common.logger(stderr, slog.LevelWarn))
 	if err != nil {
 		return err
 	}

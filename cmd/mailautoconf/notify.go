@@ -27,7 +27,7 @@ func statusLine(snap *discover.Snapshot, err error) string {
 	if err != nil {
 		return "reload failed, serving previous snapshot: " + oneLine(err.Error())
 	}
-	domains, endpoints := len(snap.Domains()), len(snap.Endpoints())
+	domains, endpoints := snap.NumDomains(), len(snap.Endpoints())
 	if len(snap.Unreachable()) > 0 {
 		return fmt.Sprintf("database unreachable, serving %d known domains, %d endpoints", domains, endpoints)
 	}

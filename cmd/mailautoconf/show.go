@@ -46,6 +46,24 @@ func (c *commonFlags) options(log *slog.Logger) (discover.Options, error) {
 	return opt, nil
 }
 
+// logger returns the command's logger: level, or debug with -v.
+func (c *commonFlags) logger(stderr io.Writer, level slog.Level) *slog.Logger {
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	return newLogger(stderr, level)
+}
+
+// build reads the mail server as the flags say and returns its snapshot;
+// the caller closes it.
+func (c *commonFlags) build(ctx context.Context, log *slog.Logger) (*discover.Snapshot, error) {
+	opt, err := c.options(log)
+	if err != nil {
+		return nil, err
+	}
+	return discover.Build(ctx, opt)
+}
+
 func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -59,16 +77,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "show: unexpected argument %q\n", fs.Arg(0))
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
-	level := slog.LevelWarn
-	if common.verbose {
-		level = slog.LevelDebug
-	}
-	log := newLogger(stderr, level)
-	opt, err := common.options(log)
-	if err != nil {
-		return err
-	}
-	snap, err := discover.Build(ctx, opt)
+	snap, err := common.build(ctx, common.logger(stderr, slog.LevelWarn))
 	if err != nil {
 		return err
 	}

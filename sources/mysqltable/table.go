@@ -346,14 +346,16 @@ func (t *Table) queryOn(ctx context.Context, db *sql.DB, q string) ([][]*string,
 		return nil, err
 	}
 	var out [][]*string
+	// Scanned into the same RawBytes for every row: a listing of a
+	// million domains then leaves only the values themselves behind.
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
 	for rows.Next() {
 		// A NULL scans as nil; so does an empty value, which Postfix
 		// skips just the same.
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,472 @@
+#!/usr/bin/env bash
+# Benchmark of mailautoconf serve against nginx serving the same bytes, on
+# loopback only (README.md, "Performance"):
+#
+#   bash scripts/bench.sh        (or: make bench)
+#
+# It builds the daemon, starts a throwaway MariaDB (no networking, a unix
+# socket under a temporary directory) holding 1, 10 000 and 1 000 000
+# synthetic domains, generates a mail host's configuration tree for each
+# (Postfix with a mysql: virtual_mailbox_domains table, Dovecot, a
+# certificate and key), starts `mailautoconf serve --root` on it, and runs
+# wrk against every endpoint. When nginx is installed it serves the very
+# same response bytes as static files, and each figure is printed with
+# its ratio to nginx measured in the same run. Then: RSS under load, cold
+# start under socket activation to the first byte, and the snapshot
+# rebuild after a master.cf change while wrk runs. Everything it starts
+# is stopped and its temporary directory removed on exit.
+#
+# Environment:
+#   BENCH_DURATION=10s   wrk run per throughput figure (-t2 -c50)
+#   BENCH_LATENCY=5s     wrk run per latency figure (-t1 -c1)
+#   BENCH_BIG=1000000    domains of the large case (0 skips it)
+#   BENCH_PORT=18470     first of the loopback ports used (5 in a row)
+#   BENCH_OUT=FILE       also write the table (markdown) to FILE
+#   BENCH_BIN=FILE       measure this mailautoconf binary instead of building one
+#
+# Needs: go, mariadbd + mariadb-install-db + mariadb client, openssl, curl,
+# wrk; nginx and systemd-socket-activate are optional (Debian: apt-get
+# install wrk nginx-light systemd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-10s}
+LATENCY=${BENCH_LATENCY:-5s}
+BIG=${BENCH_BIG:-1000000}
+PORT=${BENCH_PORT:-18470}
+OUT=${BENCH_OUT:-}
+DAEMON_PORT=$PORT NGINX_PORT=$((PORT + 1)) COLD_PORT=$((PORT + 2))
+
+need() {
+	for t in "$@"; do
+		command -v "$t" >/dev/null || { echo "bench: $t is not installed" >&2; exit 1; }
+	done
+}
+PATH=$PATH:/usr/sbin:/sbin
+# On a fresh Debian machine, as root, fetch what is missing: one command
+# must be enough.
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+	missing=()
+	for p in wrk:wrk nginx:nginx-light mariadbd:mariadb-server mariadb:mariadb-client curl:curl openssl:openssl systemd-socket-activate:systemd; do
+		command -v "${p%%:*}" >/dev/null || missing+=("${p#*:}")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "bench: apt-get install ${missing[*]}" >&2
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+fi
+need go mariadbd mariadb-install-db mariadb openssl curl wrk
+HAVE_NGINX=$(command -v nginx >/dev/null && echo yes || echo no)
+HAVE_ACTIVATE=$(command -v systemd-socket-activate >/dev/null && echo yes || echo no)
+
+TMP=$(mktemp -d /tmp/macbench.XXXXXX)
+chmod 755 "$TMP" # nginx workers (nobody, www-data) read the static files under it
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+log() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- build
+if [ -n "${BENCH_BIN:-}" ]; then
+	BIN=$(realpath "$BENCH_BIN")
+else
+	log "building the daemon"
+	CGO_ENABLED=0 go build -trimpath -o "$TMP/mailautoconf" ./cmd/mailautoconf
+	BIN=$TMP/mailautoconf
+fi
+
+# ---------------------------------------------------------------- MariaDB
+DB=$TMP/db
+SOCK=$DB/sock
+mkdir -p "$DB/tmp"
+ROOTUSER=()
+[ "$(id -u)" -eq 0 ] && ROOTUSER=(--user=root)
+log "starting a throwaway MariaDB on $SOCK"
+mariadb-install-db --no-defaults --auth-root-authentication-method=normal --datadir="$DB/data" \
+	--tmpdir="$DB/tmp" --skip-test-db --skip-name-resolve "${ROOTUSER[@]}" >"$DB/install.log" 2>&1
+mariadbd --no-defaults --datadir="$DB/data" --tmpdir="$DB/tmp" --socket="$SOCK" --pid-file="$DB/pid" \
+	--log-error="$DB/error.log" --skip-networking --skip-name-resolve --skip-log-bin \
+	--innodb-buffer-pool-size=256M --innodb-log-file-size=64M --innodb-flush-log-at-trx-commit=0 \
+	--max-connections=200 "${ROOTUSER[@]}" &
+PIDS+=($!)
+sql() { mariadb --no-defaults --socket="$SOCK" --user=root --batch --skip-column-names "$@"; }
+for _ in $(seq 200); do
+	sql -e 'SELECT 1' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+sql -e 'SELECT 1' >/dev/null
+
+# loaddomains DBNAME N: a PostfixAdmin-style domain table with example.com
+# and N-1 synthetic domains, generated inside the server (Sequence engine).
+loaddomains() {
+	local name=$1 n=$2 start
+	start=$(date +%s%N)
+	sql -e "CREATE DATABASE $name;
+		CREATE TABLE $name.domain (domain VARCHAR(255) NOT NULL PRIMARY KEY, active TINYINT NOT NULL DEFAULT 1);
+		INSERT INTO $name.domain (domain) VALUES ('example.com');"
+	if [ "$n" -gt 1 ]; then
+		sql -D "$name" -e "INSERT INTO $name.domain (domain) SELECT CONCAT('d', seq, '.bench.example') FROM seq_1_to_$((n - 1));"
+	fi
+	sql -e "CREATE USER IF NOT EXISTS vmail@localhost IDENTIFIED BY 'secret'; GRANT SELECT ON $name.* TO vmail@localhost;"
+	log "loaded $n domains into $name in $((($(date +%s%N) - start) / 1000000)) ms"
+}
+
+# ---------------------------------------------------------------- config tree
+# mailhost DIR DBNAME: Postfix (submission 587, smtps 465, domains from
+# MySQL), Dovecot (IMAPS 993, POP3S 995) and a certificate for
+# mail.example.com.
+mailhost() {
+	local dir=$1 dbname=$2
+	mkdir -p "$dir/etc/postfix/sql" "$dir/etc/dovecot" "$dir/etc/ssl/private" "$dir/etc/ssl/certs"
+	cat >"$dir/etc/postfix/main.cf" <<-EOF
+		compatibility_level = 3.6
+		myhostname = mail.example.com
+		mydestination = localhost
+		virtual_mailbox_domains = mysql:/etc/postfix/sql/domains.cf
+		smtpd_tls_cert_file = /etc/ssl/certs/mail.pem
+		smtpd_tls_key_file = /etc/ssl/private/mail.key
+		smtpd_tls_security_level = may
+		smtpd_sasl_type = dovecot
+		smtpd_sasl_path = private/auth
+	EOF
+	cat >"$dir/etc/postfix/sql/domains.cf" <<-EOF
+		user = vmail
+		password = secret
+		hosts = localhost
+		dbname = $dbname
+		query = SELECT domain FROM domain WHERE domain='%s' AND active = 1
+	EOF
+	cat >"$dir/etc/postfix/master.cf" <<-'EOF'
+		smtp      inet  n       -       y       -       -       smtpd
+		submission inet n       -       y       -       -       smtpd
+		  -o smtpd_tls_security_level=encrypt
+		  -o smtpd_sasl_auth_enable=yes
+		smtps     inet  n       -       y       -       -       smtpd
+		  -o smtpd_tls_wrappermode=yes
+		  -o smtpd_sasl_auth_enable=yes
+	EOF
+	cat >"$dir/etc/dovecot/dovecot.conf" <<-'EOF'
+		protocols = imap pop3
+		ssl = required
+		ssl_cert = </etc/ssl/certs/mail.pem
+		ssl_key = </etc/ssl/private/mail.key
+		auth_mechanisms = plain login
+		service imap-login {
+		  inet_listener imap {
+		    port = 0
+		  }
+		  inet_listener imaps {
+		    port = 993
+		    ssl = yes
+		  }
+		}
+		service pop3-login {
+		  inet_listener pop3 {
+		    port = 0
+		  }
+		  inet_listener pop3s {
+		    port = 995
+		    ssl = yes
+		  }
+		}
+	EOF
+	cp "$TMP/cert.pem" "$dir/etc/ssl/certs/mail.pem"
+	cp "$TMP/key.pem" "$dir/etc/ssl/private/mail.key"
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=mail.example.com \
+	-addext "subjectAltName=DNS:mail.example.com,DNS:autoconfig.example.com,DNS:autodiscover.example.com" \
+	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1
+
+# ---------------------------------------------------------------- requests
+# name|method|host|target ; the POX body is in $TMP/pox-request.xml.
+ENDPOINTS=(
+	"thunderbird|GET|autoconfig.example.com|/mail/config-v1.1.xml?emailaddress=fred%40example.com"
+	"autodiscover|POST|autodiscover.example.com|/autodiscover/autodiscover.xml"
+	"json|GET|autodiscover.example.com|/autodiscover/autodiscover.json/v1.0/fred@example.com?Protocol=AutodiscoverV1"
+	"profile|GET|autoconfig.example.com|/mobileconfig?emailaddress=fred%40example.com"
+	"settings|GET|example.com|/?emailaddress=fred%40example.com"
+)
+cat >"$TMP/pox-request.xml" <<'EOF'
+<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>fred@example.com</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>
+EOF
+# wrk's Lua script for the POST; the body is a long string literal.
+{
+	echo 'wrk.method = "POST"'
+	echo 'wrk.headers["Content-Type"] = "text/xml; charset=utf-8"'
+	printf 'wrk.body = [==[%s]==]\n' "$(cat "$TMP/pox-request.xml")"
+} >"$TMP/pox.lua"
+
+# ---------------------------------------------------------------- helpers
+# start_daemon TREE: serve TREE on DAEMON_PORT; sets DPID, waits until it answers.
+start_daemon() {
+	local tree=$1 start
+	start=$(date +%s%N)
+	"$BIN" serve --root "$tree" --mysql-socket "$SOCK" --listen "127.0.0.1:$DAEMON_PORT" >"$tree.log" 2>&1 &
+	DPID=$!
+	PIDS+=("$DPID")
+	for _ in $(seq 1200); do
+		if curl -s -o /dev/null -H 'Host: autoconfig.example.com' "http://127.0.0.1:$DAEMON_PORT/mail/config-v1.1.xml"; then
+			log "daemon up on $(basename "$tree") after $(((($(date +%s%N) - start)) / 1000000)) ms"
+			return
+		fi
+		kill -0 "$DPID" 2>/dev/null || { cat "$tree.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "bench: the daemon did not answer within 120 s" >&2
+	exit 1
+}
+stop_daemon() {
+	kill "$DPID" 2>/dev/null || true
+	wait "$DPID" 2>/dev/null || true
+}
+
+# fetch NAME METHOD HOST TARGET PORT OUT: the response body, failing on non-200.
+fetch() {
+	local method=$2 host=$3 target=$4 port=$5 out=$6 data=()
+	[ "$method" = POST ] && data=(--data-binary "@$TMP/pox-request.xml" -H 'Content-Type: text/xml; charset=utf-8')
+	local code
+	code=$(curl -s -o "$out" -w '%{http_code}' -X "$method" -H "Host: $host" "${data[@]}" "http://127.0.0.1:$port$target")
+	if [ "$code" != 200 ]; then
+		echo "bench: $method $target on port $port: HTTP $code" >&2
+		cat "$out" >&2
+		[ "$port" != "$NGINX_PORT" ] || { ls -la "$TMP/nginx/www" >&2; cat "$TMP/nginx/error.log" >&2; }
+		exit 1
+	fi
+}
+
+# wrkrun ARGS...: runs wrk, its output in $WRK_OUT (default $TMP/wrk.out),
+# then wrkparse.
+wrkrun() {
+	local out=${WRK_OUT:-$TMP/wrk.out}
+	wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+	wrkparse "$out"
+}
+# wrkparse FILE: sets RPS, P50 (microseconds), P99, MAXLAT, ERRORS (non-2xx
+# and socket errors) from wrk's output.
+wrkparse() {
+	RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1")
+	P50=$(awk '$1 == "50%" {print $2}' "$1" | tousec)
+	P99=$(awk '$1 == "99%" {print $2}' "$1" | tousec)
+	MAXLAT=$(awk '$1 == "Latency" {print $4}' "$1" | tousec)
+	ERRORS=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1")
+}
+tousec() {
+	awk '{ v = $1; u = 1
+		if (v ~ /us$/) { sub(/us$/, "", v); u = 1 } else if (v ~ /ms$/) { sub(/ms$/, "", v); u = 1000 }
+		else if (v ~ /m$/) { sub(/m$/, "", v); u = 60000000 } else if (v ~ /s$/) { sub(/s$/, "", v); u = 1000000 }
+		printf "%.0f", v * u }'
+}
+# load METHOD HOST URL [wrk options]: one wrk run against URL.
+load() {
+	local method=$1 host=$2 url=$3
+	shift 3
+	local script=()
+	[ "$method" = POST ] && script=(-s "$TMP/pox.lua")
+	wrkrun "$@" "${script[@]}" -H "Host: $host" "$url"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+procstat() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
+
+# ---------------------------------------------------------------- nginx
+start_nginx() {
+	local n=$TMP/nginx
+	mkdir -p "$n/www" "$n/tmp"
+	{
+		echo "worker_processes 2; daemon off; pid $n/nginx.pid; error_log $n/error.log;"
+		echo "events { worker_connections 1024; }"
+		echo "http { access_log off; types { } sendfile on; tcp_nopush on; keepalive_requests 1000000;"
+		echo "  client_body_temp_path $n/tmp/body; proxy_temp_path $n/tmp/proxy; fastcgi_temp_path $n/tmp/fcgi;"
+		echo "  uwsgi_temp_path $n/tmp/uwsgi; scgi_temp_path $n/tmp/scgi;"
+		echo "  server { listen 127.0.0.1:$NGINX_PORT; root $n/www;"
+		echo "    location = /mail/config-v1.1.xml { default_type 'text/xml; charset=utf-8'; try_files /thunderbird =404; }"
+		# The static module answers POST with 405; error_page turns that
+		# into an internal GET of the same file, the usual way to serve a
+		# static answer to a POST.
+		echo "    location = /autodiscover/autodiscover.xml { default_type 'text/xml; charset=utf-8'; error_page 405 =200 /static/autodiscover; try_files /autodiscover =404; }"
+		echo "    location /static/ { internal; default_type 'text/xml; charset=utf-8'; alias $n/www/; }"
+		echo "    location /autodiscover/autodiscover.json/ { default_type application/json; try_files /json =404; }"
+		echo "    location = /mobileconfig { default_type application/x-apple-aspen-config; try_files /profile =404; }"
+		echo "    location = / { default_type 'text/html; charset=utf-8'; try_files /settings =404; }"
+		echo "  }"
+		echo "}"
+	} >"$n/nginx.conf"
+	nginx -c "$n/nginx.conf" -p "$n" &
+	PIDS+=($!)
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && return
+		sleep 0.1
+	done
+	echo "bench: nginx did not start" >&2
+	cat "$n/error.log" >&2
+	exit 1
+}
+
+# ================================================================ runs
+SMALL=1 MID=10000
+loaddomains bench_small $SMALL
+loaddomains bench_mid $MID
+mailhost "$TMP/tree-small" bench_small
+mailhost "$TMP/tree-mid" bench_mid
+
+D=http://127.0.0.1:$DAEMON_PORT N=http://127.0.0.1:$NGINX_PORT
+
+# --- 10k domains: every endpoint against nginx
+start_daemon "$TMP/tree-mid"
+for e in "${ENDPOINTS[@]}"; do
+	IFS='|' read -r name method host target <<<"$e"
+	fetch "$name" "$method" "$host" "$target" "$DAEMON_PORT" "$TMP/$name.body"
+done
+if [ "$HAVE_NGINX" = yes ]; then
+	start_nginx
+	for e in "${ENDPOINTS[@]}"; do
+		IFS='|' read -r name method host target <<<"$e"
+		cp "$TMP/$name.body" "$TMP/nginx/www/$name"
+		fetch "$name" "$method" "$host" "$target" "$NGINX_PORT" "$TMP/$name.nginx"
+		cmp -s "$TMP/$name.body" "$TMP/$name.nginx" || { echo "bench: nginx serves other bytes for $name" >&2; exit 1; }
+	done
+fi
+RSS_MID_MAX=0
+for e in "${ENDPOINTS[@]}"; do
+	IFS='|' read -r name method host target <<<"$e"
+	log "wrk $name ($DURATION, 2 threads, 50 connections)"
+	WRK_OUT=$TMP/wrk-warm.out load "$method" "$host" "$D$target" -t2 -c50 -d"$DURATION" &
+	wpid=$!
+	sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d / 2}')"
+	rss=$(procstat "$DPID" VmRSS)
+	wait "$wpid"
+	load "$method" "$host" "$D$target" -t2 -c50 -d"$DURATION"
+	ours=$RPS ours_err=$ERRORS
+	[ "$rss" -gt "$RSS_MID_MAX" ] && RSS_MID_MAX=$rss
+	load "$method" "$host" "$D$target" -t1 -c1 -d"$LATENCY" --latency
+	ours_p50=$P50
+	if [ "$HAVE_NGINX" = yes ]; then
+		load "$method" "$host" "$N$target" -t2 -c50 -d"$DURATION"
+		ng=$RPS
+		load "$method" "$host" "$N$target" -t1 -c1 -d"$LATENCY" --latency
+		ng_p50=$P50
+	else
+		ng=0 ng_p50=0
+	fi
+	[ "$ours_err" -eq 0 ] || log "$name: $ours_err failed requests"
+	row "$name: requests/s (10k domains)" "$ours" "$ng" "$(ratio "$ours" "$ng")" "≥ 0.8 × nginx"
+	row "$name: p50 latency at 1 connection, µs" "$ours_p50" "$ng_p50" "$(ratio "$ours_p50" "$ng_p50")" "≤ 1.2 × nginx"
+	eval "RPS_$name=$ours"
+done
+# wrk above ran twice per endpoint against the daemon (the first run warms
+# it up and samples RSS mid-run); the figures are the second run's.
+HWM_MID=$(procstat "$DPID" VmHWM)
+RSS_MID=$(procstat "$DPID" VmRSS)
+row "memory under load, 10k domains: VmRSS (max sampled mid-run) / VmHWM, MiB" "$(kib_to_mib "$RSS_MID_MAX") / $(kib_to_mib "$HWM_MID")" "" "" "≤ 20 MiB"
+row "signed Apple profile (cached) vs settings page, requests/s" "$RPS_profile" "$RPS_settings" "$(ratio "$RPS_profile" "$RPS_settings")" "within 10 % of unsigned"
+
+# --- rebuild after a master.cf change while wrk runs (10k domains)
+log "rebuild under load"
+TB="/mail/config-v1.1.xml?emailaddress=fred%40example.com"
+load GET autoconfig.example.com "$D$TB" -t2 -c50 -d"$DURATION" --latency
+base_p99=$P99 base_max=$MAXLAT
+master=$TMP/tree-mid/etc/postfix/master.cf
+WRK_OUT=$TMP/wrk-reload.out load GET autoconfig.example.com "$D$TB" -t2 -c50 -d"$DURATION" --latency &
+wpid=$!
+sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d / 3}')"
+before=$(grep -c 'snapshot published' "$TMP/tree-mid.log" || true)
+t0=$(date +%s%N)
+sed 's/^submission inet/2587 inet/' "$master" >"$master.new" && mv "$master.new" "$master"
+until curl -s -H 'Host: autoconfig.example.com' "$D$TB" | grep -q '<port>2587</port>'; do
+	[ $((($(date +%s%N) - t0) / 1000000)) -lt 10000 ] || { echo "bench: the change was not served within 10 s" >&2; exit 1; }
+	sleep 0.005
+done
+t1=$(date +%s%N)
+wait "$wpid"
+wrkparse "$TMP/wrk-reload.out"
+reload_p99=$P99 reload_max=$MAXLAT reload_err=$ERRORS
+visible_ms=$(((t1 - t0) / 1000000))
+build_ms=$(grep 'snapshot published' "$TMP/tree-mid.log" | tail -n +$((before + 1)) | head -1 | sed -n 's/.*build=\([^ ]*\).*/\1/p')
+row "rebuild after a master.cf change (10k domains): build time logged" "${build_ms:-?}" "" "" "≤ 100 ms"
+row "rebuild: from the write to the new answer, ms (incl. 300 ms settle delay)" "$visible_ms" "" "" ""
+row "requests during the rebuild: failed / p99 µs (steady p99) / max µs (steady max)" "$reload_err / $reload_p99 ($base_p99) / $reload_max ($base_max)" "" "" "0 failed, no spike"
+stop_daemon
+
+# --- cold start under socket activation (10k domains)
+if [ "$HAVE_ACTIVATE" = yes ]; then
+	log "cold start under socket activation"
+	times=()
+	for i in 1 2 3 4 5 6 7; do
+		systemd-socket-activate -l "127.0.0.1:$COLD_PORT" "$BIN" serve --root "$TMP/tree-mid" --mysql-socket "$SOCK" \
+			>"$TMP/cold.log" 2>&1 &
+		apid=$!
+		PIDS+=("$apid")
+		for _ in $(seq 100); do
+			grep -q 'Listening on' "$TMP/cold.log" && break
+			sleep 0.02
+		done
+		t=$(curl -s -o /dev/null -w '%{time_starttransfer}' -H 'Host: autoconfig.example.com' "http://127.0.0.1:$COLD_PORT$TB")
+		times+=("$(awk -v t="$t" 'BEGIN {printf "%.1f", t * 1000}')")
+		kill "$apid" 2>/dev/null || true
+		wait "$apid" 2>/dev/null || true
+	done
+	cold=$(printf '%s\n' "${times[@]}" | median)
+	row "cold start under socket activation to first byte, 10k domains, ms (median of 7: ${times[*]})" "$cold" "" "" "≤ 100 ms"
+fi
+
+# --- 1 domain
+start_daemon "$TMP/tree-small"
+for e in "${ENDPOINTS[@]:0:2}"; do
+	IFS='|' read -r name method host target <<<"$e"
+	load "$method" "$host" "$D$target" -t2 -c50 -d"$DURATION"
+	row "$name: requests/s (1 domain)" "$RPS" "" "" ""
+done
+row "memory under load, 1 domain: VmHWM, MiB" "$(kib_to_mib "$(procstat "$DPID" VmHWM)")" "" "" ""
+stop_daemon
+
+# --- the large case
+if [ "$BIG" -gt 0 ]; then
+	loaddomains bench_big "$BIG"
+	mailhost "$TMP/tree-big" bench_big
+	t0=$(date +%s%N)
+	start_daemon "$TMP/tree-big"
+	start_ms=$((($(date +%s%N) - t0) / 1000000))
+	idle_rss=$(procstat "$DPID" VmRSS)
+	IFS='|' read -r name method host target <<<"${ENDPOINTS[0]}"
+	WRK_OUT=$TMP/wrk-big.out load "$method" "$host" "$D$target" -t2 -c50 -d"$DURATION" &
+	wpid=$!
+	sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d / 2}')"
+	rss=$(procstat "$DPID" VmRSS)
+	wait "$wpid"
+	wrkparse "$TMP/wrk-big.out"
+	row "$name: requests/s ($BIG domains)" "$RPS" "" "" ""
+	row "memory under load, $BIG domains: VmRSS mid-run / VmHWM (idle after start: $(kib_to_mib "$idle_rss")), MiB" "$(kib_to_mib "$rss") / $(kib_to_mib "$(procstat "$DPID" VmHWM)")" "" "" "≤ 300 MiB"
+	row "start to first answer with $BIG domains, ms" "$start_ms" "" "" ""
+	stop_daemon
+fi
+
+# ---------------------------------------------------------------- table
+{
+	echo "| figure | mailautoconf | nginx static | ratio | target |"
+	echo "| --- | --- | --- | --- | --- |"
+	printf '%s\n' "${ROWS[@]}"
+} >"$TMP/table.md"
+echo
+echo "mailautoconf $(git describe --always --dirty 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(free -h | awk '/^Mem:/ {print $2}') RAM; wrk $DURATION -t2 -c50 (latency: -t1 -c1 $LATENCY), loopback"
+echo
+cat "$TMP/table.md"
+[ -z "$OUT" ] || cp "$TMP/table.md" "$OUT"
