@@ -53,7 +53,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}}
+	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, mysqlSeen: map[tableUse]bool{}}
 
 	pfDir := opt.PostfixDir
 	if pfDir == "" {
@@ -108,6 +108,13 @@ type builder struct {
 
 	sourceIndex map[string]int  // Snapshot.sources → index
 	arena       strings.Builder // holds the domain names; see intern
+	mysqlSeen   map[tableUse]bool
+}
+
+// tableUse is a lookup table as a source of mailbox or of alias domains.
+type tableUse struct {
+	file  string
+	alias bool
 }
 
 // arenaChunk is the size of the strings domain names are copied into.

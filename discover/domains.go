@@ -126,6 +126,11 @@ func (b *builder) checkCompiled(t postfix.Table) {
 func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t postfix.Table) {
 	where := fmt.Sprintf("%s (%s)", t.Raw, t.Pos)
 	b.read(t.Name)
+	use := tableUse{t.Name, alias}
+	if b.mysqlSeen[use] {
+		return // listed twice with the same meaning: nothing more to learn
+	}
+	b.mysqlSeen[use] = true
 	cf, err := postfix.LoadMySQLTable(b.opt.Root, t.Name)
 	if err == nil {
 		b.read(cf.OptionFile, cf.TLSCertFile, cf.TLSKeyFile, cf.TLSCAFile)
@@ -149,7 +154,30 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 	// added since (in an admin panel) is then served on the next request.
 	b.snap.lookups = append(b.snap.lookups, domainLookup{source: t.Name, alias: alias, hosts: tab.Hosts})
 
-	names, err := tab.List(ctx)
+	// The listing is streamed into the snapshot's map, never held whole
+	// (a million domains). What this table added is taken out again when
+	// the listing fails part-way or starts over on the next database host:
+	// the entries carrying exactly this source and kind. (They are all its
+	// own: mailbox tables are read before alias tables, so it never takes
+	// over another table's entry, and a table used twice the same way is
+	// read once.)
+	if len(b.snap.domains) == 0 && b.opt.Previous != nil {
+		b.snap.domains = make(map[string]domainInfo, b.opt.Previous.NumDomains()) // no rehashing while it fills
+	}
+	src := hostfs.Pos{File: t.Name}
+	mine := packDomainInfo(b.source(t.Name), 0, alias)
+	add := func(name string) { b.addDomain(name, alias, src) }
+	undo := func() {
+		for name, info := range b.snap.domains {
+			if info == mine {
+				delete(b.snap.domains, name)
+			}
+		}
+	}
+	err = tab.EachDomain(ctx, add, undo)
+	if err != nil {
+		undo()
+	}
 	switch {
 	case errors.Is(err, mysqltable.ErrNoListing):
 		b.warn("%s: %s: %v; each domain is looked up in the database when a client asks", param, where, err)
@@ -164,13 +192,6 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 		}
 		b.warn("%s: %s: %v; its domains are looked up when a client asks", param, where, err)
 		return
-	}
-	if len(b.snap.domains) == 0 {
-		b.snap.domains = make(map[string]domainInfo, len(names)) // no rehashing while it fills
-	}
-	src := hostfs.Pos{File: t.Name}
-	for _, n := range names {
-		b.addDomain(n, alias, src)
 	}
 	targets, err := tab.AliasTargets(ctx)
 	switch {

@@ -348,3 +348,49 @@ func TestServerGoesAway(t *testing.T) {
 		t.Errorf("Hosts after Restart = %v, %v, want true", ok, err)
 	}
 }
+
+// TestEachDomainStreamsAndFailsPartWay: the listing is passed on row by
+// row, and a database error after some rows is an error (the caller then
+// drops what it saw). The error comes from a stored function that fails on
+// one row, after the rows before it were sent.
+func TestEachDomainStreamsAndFailsPartWay(t *testing.T) {
+	s := mariadbtest.Shared(t)
+	_, mt := newDB(t, s, `CREATE TABLE domain (id int PRIMARY KEY, domain varchar(255) NOT NULL);
+INSERT INTO domain SELECT seq, CONCAT('d', seq, '.example') FROM seq_1_to_5000;
+CREATE FUNCTION checked(d varchar(255)) RETURNS varchar(255) DETERMINISTIC
+BEGIN
+  IF d = 'd4000.example' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'broken row'; END IF;
+  RETURN d;
+END;`)
+	s.Exec(t, "GRANT EXECUTE ON "+mariadbtest.QuoteIdent(mt.DBName)+".* TO lookup@localhost")
+	ctx := context.Background()
+
+	mt.Query = "SELECT domain FROM domain WHERE domain='%s'"
+	tb := openTable(t, mt, Options{})
+	n, restarts := 0, 0
+	if err := tb.EachDomain(ctx, func(string) { n++ }, func() { restarts++ }); err != nil || n != 5000 || restarts != 0 {
+		t.Fatalf("EachDomain = %v after %d domains and %d restarts, want 5000 domains", err, n, restarts)
+	}
+
+	mt.Query = "SELECT checked(domain) FROM domain WHERE domain='%s'"
+	tb = openTable(t, mt, Options{})
+	n = 0
+	err := tb.EachDomain(ctx, func(string) { n++ }, func() { restarts++ })
+	if err == nil || !strings.Contains(err.Error(), "broken row") {
+		t.Fatalf("EachDomain over a failing row: error = %v, want the database's", err)
+	}
+	if n == 0 || n >= 5000 {
+		t.Errorf("EachDomain passed on %d domains before the error, want part of the listing", n)
+	}
+	t.Logf("%d domains passed on before the error", n)
+
+	// A second host: the first one is unreachable, restart is called
+	// before the listing is asked of the second.
+	mt.Query = "SELECT domain FROM domain WHERE domain='%s'"
+	mt.Hosts = append([]string{"unix:/nonexistent/mysqld.sock"}, mt.Hosts...)
+	tb = openTable(t, mt, Options{})
+	n, restarts = 0, 0
+	if err := tb.EachDomain(ctx, func(string) { n++ }, func() { restarts++ }); err != nil || n != 5000 || restarts != 1 {
+		t.Errorf("EachDomain with a dead first host = %v, %d domains, %d restarts; want 5000 and 1", err, n, restarts)
+	}
+}

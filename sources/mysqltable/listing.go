@@ -2,6 +2,7 @@ package mysqltable
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -510,59 +511,101 @@ func conjText(c []*node) string {
 	return strings.TrimSpace(b.String())
 }
 
-// List returns the domains the table hosts: the lower-cased, de-duplicated,
-// sorted keys of the listing query for which Postfix's lookup of the bare
-// domain would return a result (so rows whose results are all NULL or empty,
-// or skipped by result_format, are left out). Names that are not DNS domain
-// names with at least two labels are dropped (see IsDomainName): PostfixAdmin
-// keeps a pseudo-domain "ALL" in its domain table. A table with a "domain"
-// restriction, or whose query is suppressed for a bare domain (%d, %1..%9),
-// hosts nothing, since Postfix never looks up a bare domain in it. The error
-// wraps ErrNoListing when no listing can be derived.
+// List returns the domains the table hosts, lower-cased, de-duplicated and
+// sorted; see EachDomain.
 func (t *Table) List(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	err := t.EachDomain(ctx, func(d string) { seen[d] = true }, func() { clear(seen) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// EachDomain calls fn with each domain the table hosts: the lower-cased
+// keys of the listing query for which Postfix's lookup of the bare domain
+// would return a result (so rows whose results are all NULL or empty, or
+// skipped by result_format, are left out). Names that are not DNS domain
+// names with at least two labels are dropped (see IsDomainName):
+// PostfixAdmin keeps a pseudo-domain "ALL" in its domain table. A table
+// with a "domain" restriction, or whose query is suppressed for a bare
+// domain (%d, %1..%9), hosts nothing, since Postfix never looks up a bare
+// domain in it. The error wraps ErrNoListing when no listing can be
+// derived.
+//
+// The rows are streamed: a listing of a million domains is never held in
+// memory here. So fn may see a domain more than once (a UNION, several
+// rows for one key), in the database's order, and when a database host
+// fails part-way and the next one is tried, restart is called first and
+// the listing begins again. When EachDomain returns an error, fn may have
+// seen part of the listing.
+func (t *Table) EachDomain(ctx context.Context, fn func(domain string), restart func()) error {
 	// A bare domain is never looked up in a table with a domain
 	// restriction, nor in one whose query needs %d, %u of a non-empty
 	// local part or %1..%9 (Postfix suppresses the query): such a table
 	// hosts no domain, and there is nothing to derive.
 	if ok, _ := t.eligible("bare-domain.example"); !ok {
-		return nil, nil
+		return nil
 	}
 	l, err := deriveListing(t.tmpl.query)
 	if err != nil {
-		return nil, fmt.Errorf("mysql %s: %w", t.path, err)
+		return fmt.Errorf("mysql %s: %w", t.path, err)
 	}
-	rows, err := t.query(ctx, l.sql(true))
-	if err != nil {
-		return nil, err
+	// With an expansion_limit Postfix fails a lookup with more results
+	// than the limit, so results are counted per key before any key is
+	// passed on; without one (the usual case) a key is passed on at its
+	// first row with a result.
+	var count map[string]int
+	if t.limit > 0 && !l.limited {
+		count = map[string]int{}
 	}
-	count := map[string]int{}
-	for _, row := range rows {
-		if len(row) == 0 || row[len(row)-1] == nil {
-			continue
+	row := func(vals []sql.RawBytes) {
+		if len(vals) == 0 || vals[len(vals)-1] == nil {
+			return
 		}
-		key := foldKey(strings.TrimRight(*row[len(row)-1], " "))
+		key := foldKey(strings.TrimRight(string(vals[len(vals)-1]), " "))
 		if !IsDomainName(key) {
-			continue
+			return
 		}
 		if ok, err := t.eligible(key); !ok || err != nil {
-			continue
+			return
 		}
-		for _, v := range row[:len(row)-1] {
+		n := 0
+		for _, v := range vals[:len(vals)-1] {
 			if v == nil {
 				continue
 			}
-			if _, ok := t.tmpl.formatResult(*v, key); ok {
-				count[key]++
+			if _, ok := t.tmpl.formatResult(string(v), key); ok {
+				n++
+				if count == nil {
+					break
+				}
 			}
 		}
-	}
-	var out []string
-	for k, n := range count {
-		if n == 0 || t.limit > 0 && !l.limited && n > t.limit {
-			continue // not found, or a lookup error in Postfix
+		switch {
+		case n == 0:
+		case count == nil:
+			fn(key)
+		default:
+			count[key] += n
 		}
-		out = append(out, k)
 	}
-	sort.Strings(out)
-	return out, nil
+	reset := func() {
+		clear(count)
+		restart()
+	}
+	if err := t.queryEach(ctx, l.sql(true), row, reset); err != nil {
+		return err
+	}
+	for k, n := range count {
+		if n <= t.limit {
+			fn(k)
+		}
+	}
+	return nil
 }

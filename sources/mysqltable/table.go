@@ -319,47 +319,9 @@ func (t *Table) Hosts(ctx context.Context, domain string) (bool, error) {
 // rows; a nil element is a NULL. When every endpoint fails the error names
 // each one and what failed.
 func (t *Table) query(ctx context.Context, q string) ([][]*string, error) {
-	var errs []error
-	for i, ep := range t.endpoints {
-		rows, err := t.queryOn(ctx, t.pools[i], q)
-		if err == nil {
-			return rows, nil
-		}
-		errs = append(errs, fmt.Errorf("mysql %s (%s): %w", ep, t.path, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-func (t *Table) queryOn(ctx context.Context, db *sql.DB, q string) ([][]*string, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
 	var out [][]*string
-	// Scanned into the same RawBytes for every row: a listing of a
-	// million domains then leaves only the values themselves behind.
-	vals := make([]sql.RawBytes, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		// A NULL scans as nil; so does an empty value, which Postfix
-		// skips just the same.
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		row := make([]*string, len(cols))
+	err := t.queryEach(ctx, q, func(vals []sql.RawBytes) {
+		row := make([]*string, len(vals))
 		for i, v := range vals {
 			if v != nil {
 				s := string(v)
@@ -367,9 +329,61 @@ func (t *Table) queryOn(ctx context.Context, db *sql.DB, q string) ([][]*string,
 			}
 		}
 		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
+	}, func() { out = out[:0] })
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// queryEach runs q on each endpoint in turn until one answers, calling row
+// for every row it returns. The values passed to row are valid only during
+// the call; a NULL (and an empty value, which Postfix skips the same way)
+// is nil. Before trying the next endpoint after one failed part-way,
+// queryEach calls restart so that the caller can drop the rows it got.
+// When every endpoint fails the error names each one and what failed.
+func (t *Table) queryEach(ctx context.Context, q string, row func([]sql.RawBytes), restart func()) error {
+	var errs []error
+	for i, ep := range t.endpoints {
+		if i > 0 {
+			restart()
+		}
+		err := t.queryEachOn(ctx, t.pools[i], q, row)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("mysql %s (%s): %w", ep, t.path, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Table) queryEachOn(ctx context.Context, db *sql.DB, q string, row func([]sql.RawBytes)) error {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	// Scanned into the same RawBytes for every row: a listing of a
+	// million domains is streamed, never held whole.
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		row(vals)
+	}
+	return rows.Err()
 }
