@@ -59,8 +59,8 @@ auth_mechanisms = plain login
 	}
 }
 
-// build writes h under a temporary root and builds its Snapshot.
-func build(t *testing.T, h host) (*Snapshot, error) {
+// writeRoot writes h under a temporary directory and returns it as a root.
+func writeRoot(t *testing.T, h host) hostfs.Root {
 	t.Helper()
 	dir := t.TempDir()
 	for p, content := range h {
@@ -76,6 +76,13 @@ func build(t *testing.T, h host) (*Snapshot, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return root
+}
+
+// build writes h under a temporary root and builds its Snapshot.
+func build(t *testing.T, h host) (*Snapshot, error) {
+	t.Helper()
+	root := writeRoot(t, h)
 	s, err := Build(context.Background(), Options{Root: root, MySQL: mysqltable.Options{ConnectTimeout: time.Second}})
 	if s != nil {
 		t.Cleanup(func() { s.Close() })

@@ -2,14 +2,11 @@ package discover
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
-	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
 )
 
@@ -41,20 +38,7 @@ END;`)
 		"virtual_mailbox_domains = example.org mysql:/etc/postfix/sql/domains.cf", 1)
 	h["/etc/postfix/sql/domains.cf"] = "hosts = unix:" + s.Socket() + "\nuser = vmail\npassword = pw\ndbname = " + db +
 		"\nquery = SELECT checked(domain) FROM domain WHERE domain='%s' AND active = 1\n"
-	dir := t.TempDir()
-	for p, content := range h {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root, err := hostfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := writeRoot(t, h)
 	build := func(prev *Snapshot) *Snapshot {
 		t.Helper()
 		snap, err := Build(context.Background(), Options{Root: root, Previous: prev, MySQL: mysqltable.Options{ConnectTimeout: time.Second}})

@@ -69,15 +69,7 @@ func TestCarryForward(t *testing.T) {
 		aliasOf: map[string]string{"b.example": "a.example"},
 		sources: []string{table, "/etc/postfix/main.cf"},
 	}
-	dir := t.TempDir()
-	for p, content := range h {
-		full := filepath.Join(dir, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root, _ := hostfs.New(dir)
+	root := writeRoot(t, h)
 	s, err := Build(context.Background(), Options{Root: root, Previous: prev})
 	if err != nil {
 		t.Fatal(err)
