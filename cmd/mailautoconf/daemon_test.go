@@ -29,17 +29,35 @@ import (
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
-// buildDaemon builds the mailautoconf binary into dir.
-func buildDaemon(t *testing.T, dir string) string {
+// daemonBinary is the mailautoconf binary the tests run, built once per
+// test binary by buildDaemon; TestMain removes it.
+var daemonBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildDaemon returns the mailautoconf binary, building it on first use.
+func buildDaemon(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "mailautoconf")
-	start := time.Now()
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	d := &daemonBinary
+	d.once.Do(func() {
+		start := time.Now()
+		if d.dir, d.err = os.MkdirTemp("", "mailautoconf-test-"); d.err != nil {
+			return
+		}
+		d.path = filepath.Join(d.dir, "mailautoconf")
+		if out, err := exec.Command("go", "build", "-o", d.path, ".").CombinedOutput(); err != nil {
+			d.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		t.Logf("go build: %v", time.Since(start).Round(time.Millisecond))
+	})
+	if d.err != nil {
+		t.Fatal(d.err)
 	}
-	t.Logf("go build: %v", time.Since(start).Round(time.Millisecond))
-	return bin
+	return d.path
 }
 
 // notifySocket is a NOTIFY_SOCKET for the daemon: it collects every
@@ -371,7 +389,7 @@ const autoconfigURL = "http://autoconfig.example.com/mail/config-v1.1.xml"
 func TestDaemon(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
 	testStart := time.Now()
-	bin := buildDaemon(t, t.TempDir())
+	bin := buildDaemon(t)
 
 	db := mariadbtest.Start(t) // private: the test stops it
 	dbName := db.NewDatabase(t)
@@ -518,7 +536,7 @@ func TestDaemon(t *testing.T) {
 // daemon exits cleanly, telling systemd it is stopping.
 func TestDaemonExitIdle(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
-	bin := buildDaemon(t, t.TempDir())
+	bin := buildDaemon(t)
 	d := startDaemon(t, bin, "../../testdata/corpus/handmade-static-domains", "--exit-idle-after", "300ms")
 	if code, body := d.get(t, "http://autoconfig.example.net/mail/config-v1.1.xml"); code != 200 {
 		t.Fatalf("autoconfig: %d\n%s", code, body)

@@ -121,7 +121,7 @@ func (d *runningDaemon) load(workers int, urls []string, stop <-chan struct{}, c
 func TestFaultDatabaseRestart(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
 	start := time.Now()
-	bin := buildDaemon(t, t.TempDir())
+	bin := buildDaemon(t)
 	db := mariadbtest.Start(t)
 	dbName := db.NewDatabase(t)
 	db.Exec(t, "CREATE TABLE "+dbName+".domain (domain VARCHAR(255) PRIMARY KEY, active TINYINT NOT NULL DEFAULT 1);"+
@@ -184,7 +184,7 @@ func ports(body string) string {
 func TestFaultTruncatedConfig(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
 	start := time.Now()
-	bin := buildDaemon(t, t.TempDir())
+	bin := buildDaemon(t)
 	root := t.TempDir()
 	staticHost(t, root)
 	d := startDaemon(t, bin, root)
@@ -264,7 +264,7 @@ const (
 func TestFaultSlowClients(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
 	start := time.Now()
-	bin := buildDaemon(t, t.TempDir())
+	bin := buildDaemon(t)
 	root := t.TempDir()
 	staticHost(t, root)
 	d := startDaemon(t, bin, root)
@@ -367,7 +367,7 @@ wait:
 func TestFaultUnknownDomainFlood(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
 	start := time.Now()
-	bin := buildDaemon(t, t.TempDir())
+	bin := buildDaemon(t)
 	db := mariadbtest.Start(t) // private: Com_select counts only this test
 	dbName := db.NewDatabase(t)
 	db.Exec(t, "CREATE TABLE "+dbName+".domain (domain VARCHAR(255) PRIMARY KEY, active TINYINT NOT NULL DEFAULT 1);"+

@@ -65,7 +65,13 @@ type shown struct {
 	Warnings []string `json:"warnings"`
 }
 
-func TestMain(m *testing.M) { mariadbtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := mariadbtest.Run(m)
+	if daemonBinary.dir != "" {
+		os.RemoveAll(daemonBinary.dir)
+	}
+	os.Exit(code)
+}
 
 var loadCorpusOnce sync.Once
 

@@ -22,12 +22,16 @@ var shared struct {
 // server and removes its files. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { mariadbtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with more to clean up: it returns the exit
+// code instead of exiting.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if shared.s != nil {
 		shared.s.close()
 	}
-	os.Exit(code)
+	return code
 }
 
 // Shared returns the test binary's one server, starting it on first use.
