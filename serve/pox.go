@@ -184,15 +184,25 @@ func (p *poxScanner) skipSpace() {
 // declaration reads an XML declaration at the very start and refuses an
 // encoding other than UTF-8 or its ASCII subset.
 func (p *poxScanner) declaration() error {
-	if !bytes.HasPrefix(p.b, []byte("<?xml")) || len(p.b) < 6 || !(isXMLSpace(p.b[5]) || p.b[5] == '?') {
+	if !bytes.HasPrefix(p.b, []byte("<?")) {
+		return nil
+	}
+	// The target is read as procInst reads it ("<?xml!" is the
+	// declaration, "<?xml-stylesheet" is not).
+	p.i = 2
+	if string(p.name()) != "xml" {
+		p.i = 0
 		return nil
 	}
 	end := bytes.Index(p.b, []byte("?>"))
 	if end < 0 {
 		return p.fail("unterminated XML declaration")
 	}
-	decl := p.b[5:end]
-	if enc, ok := pseudoAttr(decl, "encoding"); ok {
+	decl := p.b[p.i:end]
+	if v, _ := pseudoAttr(decl, "version"); len(v) > 0 && string(v) != "1.0" {
+		return fmt.Errorf("the request body is not well-formed XML: XML version %q is not supported", v)
+	}
+	if enc, _ := pseudoAttr(decl, "encoding"); len(enc) > 0 {
 		switch {
 		case bytes.EqualFold(enc, []byte("utf-8")), bytes.EqualFold(enc, []byte("utf8")),
 			bytes.EqualFold(enc, []byte("us-ascii")), bytes.EqualFold(enc, []byte("ascii")):
@@ -205,25 +215,25 @@ func (p *poxScanner) declaration() error {
 }
 
 // pseudoAttr returns the value of name="value" (or 'value') in an XML
-// declaration.
+// declaration, read as encoding/xml reads it: the first name= followed by
+// a quote, no white space around "=", and nothing without the closing
+// quote.
 func pseudoAttr(decl []byte, name string) ([]byte, bool) {
-	i := bytes.Index(decl, []byte(name))
-	if i < 0 {
-		return nil, false
+	key := []byte(name + "=")
+	for rest := decl; ; {
+		k := bytes.Index(rest, key)
+		if k < 0 || k+len(key) >= len(rest) {
+			return nil, false
+		}
+		rest = rest[k+len(key):]
+		if q := rest[0]; q == '"' || q == '\'' {
+			end := bytes.IndexByte(rest[1:], q)
+			if end < 0 {
+				return nil, false
+			}
+			return rest[1 : 1+end], true
+		}
 	}
-	rest := bytes.TrimLeft(decl[i+len(name):], " \t\r\n")
-	if len(rest) == 0 || rest[0] != '=' {
-		return nil, false
-	}
-	rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-	if len(rest) == 0 || (rest[0] != '"' && rest[0] != '\'') {
-		return nil, false
-	}
-	end := bytes.IndexByte(rest[1:], rest[0])
-	if end < 0 {
-		return nil, false
-	}
-	return rest[1 : 1+end], true
 }
 
 // procInst skips a processing instruction; an XML declaration anywhere
@@ -412,6 +422,16 @@ func (p *poxScanner) name() []byte {
 	return p.b[start:p.i]
 }
 
+// qualifiedName reads an element or attribute name; a name with more than
+// one colon is none (nil), as in Namespaces in XML and encoding/xml.
+func (p *poxScanner) qualifiedName() []byte {
+	q := p.name()
+	if bytes.Count(q, []byte(":")) > 1 {
+		return nil
+	}
+	return q
+}
+
 // localName is the part of a qualified name after the prefix.
 func localName(q []byte) []byte {
 	if i := bytes.IndexByte(q, ':'); i > 0 && i < len(q)-1 {
@@ -422,7 +442,7 @@ func localName(q []byte) []byte {
 
 func (p *poxScanner) startTag() error {
 	p.i++ // '<'
-	qname := p.name()
+	qname := p.qualifiedName()
 	if len(qname) == 0 {
 		return p.fail("expected an element name after <")
 	}
@@ -439,7 +459,7 @@ func (p *poxScanner) startTag() error {
 		if c := p.b[p.i]; c == '>' || c == '/' {
 			break
 		}
-		aname := p.name()
+		aname := p.qualifiedName()
 		if len(aname) == 0 {
 			return p.fail("expected an attribute name")
 		}
@@ -517,7 +537,7 @@ func (p *poxScanner) startTag() error {
 
 func (p *poxScanner) endTag() error {
 	p.i += 2
-	qname := p.name()
+	qname := p.qualifiedName()
 	p.skipSpace()
 	if p.i >= len(p.b) || p.b[p.i] != '>' {
 		return p.fail("expected > to end the end tag")
