@@ -1,6 +1,8 @@
 package mysqltable
 
 import (
+	"context"
+	"sort"
 	"strings"
 	"testing"
 
@@ -26,4 +28,20 @@ func parseCF(t testing.TB, path, text string) *postfix.MySQLTable {
 		t.Fatalf("ParseMySQLTable(%s): %v", path, err)
 	}
 	return mt
+}
+
+// List returns the domains the table hosts, lower-cased, de-duplicated and
+// sorted (EachDomain collected, for comparisons).
+func (t *Table) List(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	err := t.EachDomain(ctx, func(d string) { seen[d] = true }, func() { clear(seen) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
 }

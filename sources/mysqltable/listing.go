@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 )
 
-// ErrNoListing is wrapped by ListingQuery and List when no query that lists
+// ErrNoListing is wrapped by ListingQuery and EachDomain when no query that lists
 // the table's keys can be derived from its lookup query. Per-key Lookup still
 // works.
 var ErrNoListing = errors.New("cannot derive a listing query")
@@ -509,22 +508,6 @@ func conjText(c []*node) string {
 	var b strings.Builder
 	emit(&b, c, true)
 	return strings.TrimSpace(b.String())
-}
-
-// List returns the domains the table hosts, lower-cased, de-duplicated and
-// sorted; see EachDomain.
-func (t *Table) List(ctx context.Context) ([]string, error) {
-	seen := map[string]bool{}
-	err := t.EachDomain(ctx, func(d string) { seen[d] = true }, func() { clear(seen) })
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(seen))
-	for d := range seen {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	return out, nil
 }
 
 // EachDomain calls fn with each domain the table hosts: the lower-cased
