@@ -215,25 +215,27 @@ func (p *poxScanner) declaration() error {
 }
 
 // pseudoAttr returns the value of name="value" (or 'value') in an XML
-// declaration, read as encoding/xml reads it: the first name= followed by
-// a quote, no white space around "=", and nothing without the closing
-// quote.
+// declaration, found as encoding/xml finds it: no white space around "=",
+// an occurrence of name= not followed by a quote is skipped together with
+// the byte after it, and a value without its closing quote is none.
 func pseudoAttr(decl []byte, name string) ([]byte, bool) {
 	key := []byte(name + "=")
-	for rest := decl; ; {
-		k := bytes.Index(rest, key)
-		if k < 0 || k+len(key) >= len(rest) {
+	for i := 0; i < len(decl); {
+		k := bytes.Index(decl[i:], key)
+		if k < 0 || i+k+len(key) >= len(decl) {
 			return nil, false
 		}
-		rest = rest[k+len(key):]
-		if q := rest[0]; q == '"' || q == '\'' {
-			end := bytes.IndexByte(rest[1:], q)
+		q := decl[i+k+len(key)]
+		i += k + len(key) + 1
+		if q == '"' || q == '\'' {
+			end := bytes.IndexByte(decl[i:], q)
 			if end < 0 {
 				return nil, false
 			}
-			return rest[1 : 1+end], true
+			return decl[i : i+end], true
 		}
 	}
+	return nil, false
 }
 
 // procInst skips a processing instruction; an XML declaration anywhere
@@ -406,13 +408,14 @@ func isXMLChar(r rune) bool {
 		r >= 0x20 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= utf8.MaxRune
 }
 
-// name reads an XML name: a letter, '_' or ':' (or any non-ASCII
-// character), then also digits, '-' and '.'.
+// name reads an XML name: an ASCII letter, '_' or ':', then also digits,
+// '-' and '.'. Names with other characters, which XML allows, are refused:
+// no Autodiscover request has one.
 func (p *poxScanner) name() []byte {
 	start := p.i
 	for p.i < len(p.b) {
 		c := p.b[p.i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= utf8.RuneSelf ||
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' ||
 			p.i > start && (c >= '0' && c <= '9' || c == '-' || c == '.')
 		if !ok {
 			break

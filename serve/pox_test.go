@@ -75,6 +75,11 @@ func FuzzDecodePOXRequest(f *testing.F) {
 		`<a:Autodiscover xmlns:a="` + nsMobileSyncReq + `"><a:Request><a:EMailAddress>&#x66;red&#64;b.c</a:EMailAddress></a:Request></a:Autodiscover>`,
 		"<Autodiscover><Request><EMailAddress>a\r\n@b.c</EMailAddress></Request></Autodiscover>\n",
 		`<?xml version="1.0"?><?pi x?><Autodiscover a="&lt;" b='&amp;'><Request><X><EMailAddress>x</EMailAddress></X></Request></Autodiscover>`,
+		`<?xml version="1.0" encoding=encoding="utf-8" encoding="ebcdic"?><Autodiscover/>`,
+		`<?xml version=version="1.0" version="2.0"?><Autodiscover/>`,
+		"<Autodiscover><Request>\u2039a\u00d7/></Request></Autodiscover>",
+		"<Autodiscover \u00d7a='1'/>",
+		`<Autodiscover><?xml version="1.0"?></Autodiscover>`,
 	} {
 		f.Add([]byte(s))
 	}

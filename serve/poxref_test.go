@@ -105,7 +105,42 @@ func decodePOXRequestStd(body []byte) (poxRequest, error) {
 
 // laxerStd reports whether body uses something encoding/xml lets through
 // but decodePOXRequest deliberately refuses: control characters, U+FFFE
-// or U+FFFF, which XML does not allow anywhere.
+// or U+FFFF, which XML does not allow anywhere; a name (element,
+// attribute, processing instruction target) with a non-ASCII character;
+// an XML declaration anywhere but at the start.
 func laxerStd(body []byte) bool {
-	return checkXMLChars(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))) != nil
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
+	if checkXMLChars(body) != nil {
+		return true
+	}
+	nonASCII := func(s string) bool { return strings.IndexFunc(s, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 }
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.Strict = true
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	for {
+		offset := dec.InputOffset()
+		tok, err := dec.RawToken()
+		if err != nil {
+			return false
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if nonASCII(tok.Name.Space + tok.Name.Local) {
+				return true
+			}
+			for _, a := range tok.Attr {
+				if nonASCII(a.Name.Space + a.Name.Local) {
+					return true
+				}
+			}
+		case xml.EndElement:
+			if nonASCII(tok.Name.Space + tok.Name.Local) {
+				return true
+			}
+		case xml.ProcInst:
+			if nonASCII(tok.Target) || tok.Target == "xml" && offset > 0 {
+				return true
+			}
+		}
+	}
 }

@@ -372,6 +372,24 @@ END;`)
 		t.Fatalf("EachDomain = %v after %d domains and %d restarts, want 5000 domains", err, n, restarts)
 	}
 
+	// The listing has its own timeout, covering the caller's work on each
+	// row: a slow consumer outlasts QueryTimeout, not ListingTimeout.
+	slow := func(string) {
+		if n++; n%1000 == 0 {
+			time.Sleep(40 * time.Millisecond)
+		}
+	}
+	n = 0
+	tb = openTable(t, mt, Options{QueryTimeout: 50 * time.Millisecond})
+	if err := tb.EachDomain(ctx, slow, func() {}); err != nil || n != 5000 {
+		t.Errorf("slow EachDomain with QueryTimeout 50ms = %v after %d domains, want all 5000", err, n)
+	}
+	n = 0
+	tb = openTable(t, mt, Options{ListingTimeout: 50 * time.Millisecond})
+	if err := tb.EachDomain(ctx, slow, func() {}); err == nil {
+		t.Errorf("slow EachDomain with ListingTimeout 50ms: no error after %d domains", n)
+	}
+
 	mt.Query = "SELECT checked(domain) FROM domain WHERE domain='%s'"
 	tb = openTable(t, mt, Options{})
 	n = 0

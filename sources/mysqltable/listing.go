@@ -582,7 +582,7 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain string), restart 
 		clear(count)
 		restart()
 	}
-	if err := t.queryEach(ctx, l.sql(true), row, reset); err != nil {
+	if err := t.queryEach(ctx, l.sql(true), t.listingTimeout, row, reset); err != nil {
 		return err
 	}
 	for k, n := range count {

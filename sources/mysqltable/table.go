@@ -41,19 +41,24 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// QueryTimeout bounds one query on one host; default 5s.
 	QueryTimeout time.Duration
+	// ListingTimeout bounds reading a whole listing (EachDomain) from one
+	// host, the caller's work on each row included; default 2m. A million
+	// domains take about 2 s here.
+	ListingTimeout time.Duration
 }
 
 // A Table is an opened Postfix MySQL lookup table. Its methods are safe for
 // concurrent use.
 type Table struct {
-	path      string
-	tmpl      *templates
-	domain    []string // the "domain" restriction list
-	root      hostfs.Root
-	limit     int
-	timeout   time.Duration
-	endpoints []endpoint
-	pools     []*sql.DB // one per endpoint
+	path           string
+	tmpl           *templates
+	domain         []string // the "domain" restriction list
+	root           hostfs.Root
+	limit          int
+	timeout        time.Duration
+	listingTimeout time.Duration
+	endpoints      []endpoint
+	pools          []*sql.DB // one per endpoint
 }
 
 // Open prepares the table t for queries. It validates the hosts and the
@@ -74,6 +79,9 @@ func Open(t *postfix.MySQLTable, opt Options) (*Table, error) {
 	if opt.QueryTimeout <= 0 {
 		opt.QueryTimeout = 5 * time.Second
 	}
+	if opt.ListingTimeout <= 0 {
+		opt.ListingTimeout = 2 * time.Minute
+	}
 	fail := func(err error) (*Table, error) { return nil, fmt.Errorf("mysql %s: %w", t.Path, err) }
 	if strings.TrimSpace(t.Query) == "" {
 		return fail(errors.New("no query (neither query nor table, select_field and where_field are set)"))
@@ -90,12 +98,13 @@ func Open(t *postfix.MySQLTable, opt Options) (*Table, error) {
 		return fail(err)
 	}
 	tb := &Table{
-		path:    t.Path,
-		tmpl:    tmpl,
-		domain:  splitHosts(t.Domain),
-		root:    opt.Root,
-		limit:   t.ExpansionLimit,
-		timeout: opt.QueryTimeout,
+		path:           t.Path,
+		tmpl:           tmpl,
+		domain:         splitHosts(t.Domain),
+		root:           opt.Root,
+		limit:          t.ExpansionLimit,
+		timeout:        opt.QueryTimeout,
+		listingTimeout: opt.ListingTimeout,
 	}
 	hosts := splitHosts(t.Hosts)
 	if len(hosts) == 0 {
@@ -320,7 +329,7 @@ func (t *Table) Hosts(ctx context.Context, domain string) (bool, error) {
 // each one and what failed.
 func (t *Table) query(ctx context.Context, q string) ([][]*string, error) {
 	var out [][]*string
-	err := t.queryEach(ctx, q, func(vals []sql.RawBytes) {
+	err := t.queryEach(ctx, q, t.timeout, func(vals []sql.RawBytes) {
 		row := make([]*string, len(vals))
 		for i, v := range vals {
 			if v != nil {
@@ -336,19 +345,19 @@ func (t *Table) query(ctx context.Context, q string) ([][]*string, error) {
 	return out, nil
 }
 
-// queryEach runs q on each endpoint in turn until one answers, calling row
-// for every row it returns. The values passed to row are valid only during
+// queryEach runs q on each endpoint in turn until one answers, within
+// timeout on each, calling row for every row it returns. The values passed to row are valid only during
 // the call; a NULL (and an empty value, which Postfix skips the same way)
 // is nil. Before trying the next endpoint after one failed part-way,
 // queryEach calls restart so that the caller can drop the rows it got.
 // When every endpoint fails the error names each one and what failed.
-func (t *Table) queryEach(ctx context.Context, q string, row func([]sql.RawBytes), restart func()) error {
+func (t *Table) queryEach(ctx context.Context, q string, timeout time.Duration, row func([]sql.RawBytes), restart func()) error {
 	var errs []error
 	for i, ep := range t.endpoints {
 		if i > 0 {
 			restart()
 		}
-		err := t.queryEachOn(ctx, t.pools[i], q, row)
+		err := t.queryEachOn(ctx, t.pools[i], q, timeout, row)
 		if err == nil {
 			return nil
 		}
@@ -360,8 +369,8 @@ func (t *Table) queryEach(ctx context.Context, q string, row func([]sql.RawBytes
 	return errors.Join(errs...)
 }
 
-func (t *Table) queryEachOn(ctx context.Context, db *sql.DB, q string, row func([]sql.RawBytes)) error {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+func (t *Table) queryEachOn(ctx context.Context, db *sql.DB, q string, timeout time.Duration, row func([]sql.RawBytes)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
