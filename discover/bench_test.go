@@ -3,11 +3,11 @@ package discover
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
@@ -71,14 +71,6 @@ func benchBuild(b *testing.B, dir string) {
 // writeHostDir writes h under a temporary directory and returns it.
 func writeHostDir(b *testing.B, h host) string {
 	dir := b.TempDir()
-	for p, content := range h {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	testtool.WriteFiles(b, dir, h)
 	return dir
 }

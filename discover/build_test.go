@@ -13,13 +13,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
 )
@@ -63,15 +62,7 @@ auth_mechanisms = plain login
 func writeRoot(t *testing.T, h host) hostfs.Root {
 	t.Helper()
 	dir := t.TempDir()
-	for p, content := range h {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtool.WriteFiles(t, dir, h)
 	root, err := hostfs.New(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -9,14 +9,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
@@ -52,15 +51,7 @@ func (h host) snapshot(t *testing.T) *discover.Snapshot {
 	}
 	cert, key := selfSigned(t, h.certFor)
 	files["etc/ssl/cert.pem"], files["etc/ssl/key.pem"] = string(cert), string(key)
-	for name, text := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtool.WriteFiles(t, dir, files)
 	root, err := hostfs.New(dir)
 	if err != nil {
 		t.Fatal(err)

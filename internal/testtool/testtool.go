@@ -1,7 +1,8 @@
 // Package testtool lets integration tests find the real programs they talk
 // to (postconf, doveconf, mariadbd, openssl, xmllint, ...). On a developer
 // machine without one, the test is skipped; in CI (CI=true) it fails, so a
-// CI run never passes by skipping.
+// CI run never passes by skipping. It also writes the host trees tests
+// build snapshots from (WriteFiles).
 package testtool
 
 import (
@@ -51,5 +52,20 @@ func NeedRoot(t testing.TB, why string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		Missing(t, "needs root: %s", why)
+	}
+}
+
+// WriteFiles writes files (slash-separated paths under dir → contents)
+// under dir, creating the directories they need.
+func WriteFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

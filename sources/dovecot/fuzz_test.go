@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
@@ -81,21 +82,13 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("!include conf.d/*.conf\n!include_try /usr/share/dovecot/protocols.d/*.protocol\nssl_cert = <x\n"))
 	dir := f.TempDir()
-	for p, s := range map[string]string{
+	testtool.WriteFiles(f, dir, map[string]string{
 		"etc/dovecot/conf.d/10-a.conf":                   "ssl = required\nservice pop3-login {\n",
 		"etc/dovecot/conf.d/20-b.conf":                   "}\n!include ../dovecot.conf\n",
 		"usr/share/dovecot/protocols.d/imapd.protocol":   "protocols = $protocols imap\n",
 		"usr/share/dovecot/protocols.d/lmtpd.protocol":   "protocols {\n  lmtp = yes\n}\n",
 		"etc/dovecot/private/placeholder-not-a-cert.pem": "",
-	} {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			f.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
-			f.Fatal(err)
-		}
-	}
+	})
 	root, err := hostfs.New(dir)
 	if err != nil {
 		f.Fatal(err)

@@ -1,11 +1,10 @@
 package mysqltable
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
@@ -42,15 +41,7 @@ func TestParseHost(t *testing.T) {
 func writeFiles(t *testing.T, files map[string]string) hostfs.Root {
 	t.Helper()
 	dir := t.TempDir()
-	for name, text := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtool.WriteFiles(t, dir, files)
 	root, err := hostfs.New(dir)
 	if err != nil {
 		t.Fatal(err)
