@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -56,14 +55,5 @@ func watchdog(ctx context.Context, log *slog.Logger) {
 	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(interval / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			notify(log, daemon.SdNotifyWatchdog)
-		}
-	}
+	every(ctx, interval/2, func() { notify(log, daemon.SdNotifyWatchdog) })
 }
