@@ -54,7 +54,7 @@ func benchBuild(b *testing.B, dir string) {
 		b.Fatal(err)
 	}
 	opt := Options{Root: root}
-	opt.MySQL.Socket = filepath.Join(b.TempDir(), "no-such.sock") // fail fast, never the host's server
+	opt.MySQL.Override = filepath.Join(b.TempDir(), "no-such.sock") // fail fast, never the host's server
 	b.ReportAllocs()
 	var domains int
 	for b.Loop() {

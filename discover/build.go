@@ -14,7 +14,8 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/sources/dovecot"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
-	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/ldaptable"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
 
@@ -28,8 +29,11 @@ type Options struct {
 	// DovecotConfig is Dovecot's main file; empty means
 	// /etc/dovecot/dovecot.conf.
 	DovecotConfig string
-	// MySQL tunes the connections to the vmail database.
-	MySQL mysqltable.Options
+	// MySQL, PgSQL and SQLite tune the connections to the databases of
+	// mysql:, pgsql: and sqlite: lookup tables, LDAP those of ldap: tables
+	// (their Root is Options.Root).
+	MySQL, PgSQL, SQLite sqltable.Options
+	LDAP                 ldaptable.Options
 	// Now is the time certificates are checked against; zero means now.
 	Now time.Time
 	Log *slog.Logger
@@ -53,7 +57,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, mysqlSeen: map[tableUse]bool{}}
+	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, tableSeen: map[tableUse]bool{}}
 
 	pfDir := opt.PostfixDir
 	if pfDir == "" {
@@ -108,7 +112,7 @@ type builder struct {
 
 	sourceIndex map[string]int  // Snapshot.sources → index
 	arena       strings.Builder // holds the domain names; see intern
-	mysqlSeen   map[tableUse]bool
+	tableSeen   map[tableUse]bool
 }
 
 // tableUse is a lookup table as a source of mailbox or of alias domains.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
-	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 // A host is a mail host's files for a test, keyed by host path.
@@ -74,7 +74,7 @@ func writeRoot(t *testing.T, h host) hostfs.Root {
 func build(t *testing.T, h host) (*Snapshot, error) {
 	t.Helper()
 	root := writeRoot(t, h)
-	s, err := Build(context.Background(), Options{Root: root, MySQL: mysqltable.Options{ConnectTimeout: time.Second}})
+	s, err := Build(context.Background(), Options{Root: root, MySQL: sqltable.Options{ConnectTimeout: time.Second}})
 	if s != nil {
 		t.Cleanup(func() { s.Close() })
 	}
@@ -313,7 +313,7 @@ func TestHostnameFollowsCertificate(t *testing.T) {
 
 func TestDomainSources(t *testing.T) {
 	h := baseHost(t)
-	h["/etc/postfix/main.cf"] += `virtual_mailbox_domains = Example.ORG, ALL localhost texthash:/etc/postfix/more pgsql:/etc/postfix/pg.cf
+	h["/etc/postfix/main.cf"] += `virtual_mailbox_domains = Example.ORG, ALL localhost texthash:/etc/postfix/more memcache:/etc/postfix/mc.cf
 virtual_alias_domains = alias.example.org
 `
 	h["/etc/postfix/more"] = "# more domains\nexample.net OK\nbücher.example OK\n"
@@ -327,13 +327,37 @@ virtual_alias_domains = alias.example.org
 		t.Errorf("domains = %q, want %q", got, want)
 	}
 	if s.DomainsListed() {
-		t.Errorf("DomainsListed() = true, want false: the pgsql table cannot be read")
+		t.Errorf("DomainsListed() = true, want false: the memcache table cannot be read")
 	}
-	if !hasWarning(s, "pgsql tables cannot be read yet") {
-		t.Errorf("warnings = %q, want one about pgsql", s.Warnings())
+	if !hasWarning(s, "memcache:/etc/postfix/mc.cf (/etc/postfix/main.cf:") || !hasWarning(s, "memcache tables cannot be listed or queried") {
+		t.Errorf("warnings = %q, want one about memcache naming main.cf's line", s.Warnings())
 	}
 	if d, ok, err := s.Lookup(context.Background(), "EXAMPLE.net."); err != nil || !ok || d.Name != "example.net" {
 		t.Errorf("Lookup(EXAMPLE.net.) = %+v, %v, %v, want example.net", d, ok, err)
+	}
+}
+
+// TestUnsupportedTableTypes: each table type that cannot be listed is one
+// warning naming the table and the main.cf line.
+func TestUnsupportedTableTypes(t *testing.T) {
+	for _, typ := range []string{"memcache", "socketmap", "tcp", "regexp", "pcre", "static", "nis"} {
+		t.Run(typ, func(t *testing.T) {
+			h := baseHost(t)
+			h["/etc/postfix/main.cf"] += "virtual_mailbox_domains = example.org " + typ + ":/etc/postfix/x\n"
+			s := mustBuild(t, h)
+			var n int
+			for _, w := range s.Warnings() {
+				if strings.Contains(w, typ+":/etc/postfix/x (/etc/postfix/main.cf:") {
+					n++
+				}
+			}
+			if n != 1 || s.DomainsListed() {
+				t.Errorf("warnings = %q (%d about %s), DomainsListed() = %v; want one warning, false", s.Warnings(), n, typ, s.DomainsListed())
+			}
+			if _, ok, err := s.Lookup(context.Background(), "example.org"); !ok || err != nil {
+				t.Errorf("Lookup(example.org) = %v, %v: the other domains must still be served", ok, err)
+			}
+		})
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
-	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 func TestMain(m *testing.M) { mariadbtest.Main(m) }
@@ -41,7 +41,7 @@ END;`)
 	root := writeRoot(t, h)
 	build := func(prev *Snapshot) *Snapshot {
 		t.Helper()
-		snap, err := Build(context.Background(), Options{Root: root, Previous: prev, MySQL: mysqltable.Options{ConnectTimeout: time.Second}})
+		snap, err := Build(context.Background(), Options{Root: root, Previous: prev, MySQL: sqltable.Options{ConnectTimeout: time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}

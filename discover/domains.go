@@ -7,7 +7,8 @@ import (
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
-	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/ldaptable"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
 
@@ -92,10 +93,12 @@ func (b *builder) addTable(ctx context.Context, param string, alias bool, t post
 			key, _, _ := strings.Cut(kv, "=")
 			b.addDomain(strings.TrimSpace(key), alias, t.Pos)
 		}
-	case "mysql":
-		b.addMySQL(ctx, param, alias, t)
 	default:
-		b.warn("%s: %s: %s tables cannot be read yet: their domains are not served", param, where, t.Type)
+		if databaseTypes[t.Type] {
+			b.addDatabaseTable(ctx, param, alias, t)
+			return
+		}
+		b.warn("%s: %s: %s tables cannot be listed or queried (supported: literal names, hash, btree, lmdb, cdb, dbm, sdbm, texthash, inline, mysql, pgsql, sqlite, ldap): their domains are not served", param, where, t.Type)
 		b.snap.listed = false
 	}
 }
@@ -123,36 +126,101 @@ func (b *builder) checkCompiled(t postfix.Table) {
 	}
 }
 
-func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t postfix.Table) {
-	where := fmt.Sprintf("%s (%s)", t.Raw, t.Pos)
+// A domainTable is a lookup table whose keys are hosted domains, whatever
+// its backend: an SQL table (sqltable: mysql, pgsql, sqlite) or an LDAP
+// table (ldaptable).
+type domainTable interface {
+	// EachDomain streams the domains Postfix's lookup of a bare domain
+	// finds, with target, the lookup's first result when it is another
+	// name (the domain an alias domain stands for). restart is called
+	// before the listing starts over on another server.
+	EachDomain(ctx context.Context, fn func(domain, target string), restart func()) error
+	// Lookup is Postfix's own lookup of one key.
+	Lookup(ctx context.Context, key string) ([]string, error)
+	Close() error
+}
+
+// aliasTable is a domainTable that also knows alias domains by a table of
+// their own (iRedMail's and PostfixAdmin's alias_domain), where Postfix's
+// lookup answers an alias domain with itself.
+type aliasTable interface {
+	AliasTargets(ctx context.Context) (map[string]string, error)
+	AliasTarget(ctx context.Context, alias string) (string, error)
+}
+
+// openDomainTable reads the lookup file of a database table t and opens
+// it, recording the files it depends on.
+func (b *builder) openDomainTable(t postfix.Table) (domainTable, error) {
 	b.read(t.Name)
-	use := tableUse{t.Name, alias}
-	if b.mysqlSeen[use] {
-		return // listed twice with the same meaning: nothing more to learn
-	}
-	b.mysqlSeen[use] = true
-	cf, err := postfix.LoadMySQLTable(b.opt.Root, t.Name)
-	if err == nil {
-		b.read(cf.OptionFile, cf.TLSCertFile, cf.TLSKeyFile, cf.TLSCAFile)
-		if cf.OptionFile == "" && cf.OptionGroup != "" {
+	switch t.Type {
+	case "mysql", "pgsql", "sqlite":
+		cf, err := postfix.LoadSQLTable(b.opt.Root, t.Type, t.Name)
+		if err != nil {
+			return nil, withHint(err)
+		}
+		opt := b.opt.MySQL
+		switch t.Type {
+		case "pgsql":
+			opt = b.opt.PgSQL
+		case "sqlite":
+			opt = b.opt.SQLite
+		}
+		opt.Root = b.opt.Root
+		// With smtputf8_enable = no, Postfix folds only ASCII letters of
+		// lookup keys.
+		if v, _ := b.pf.Param("smtputf8_enable"); strings.EqualFold(v, "no") {
+			opt.SMTPUTF8Disabled = true
+		}
+		b.read(cf.OptionFile, cf.TLSCertFile, cf.TLSKeyFile, cf.TLSCAFile, cf.DBPath)
+		if t.Type == "mysql" && cf.OptionFile == "" && cf.OptionGroup != "" {
 			b.read("/etc/my.cnf", "/etc/mysql/my.cnf") // what libmariadb reads then
 		}
+		tab, err := sqltable.Open(cf, opt)
+		if err != nil {
+			return nil, withHint(err)
+		}
+		return tab, nil
+	case "ldap":
+		cf, err := postfix.LoadLDAPTable(b.opt.Root, t.Name)
+		if err != nil {
+			return nil, withHint(err)
+		}
+		opt := b.opt.LDAP
+		opt.Root = b.opt.Root
+		b.read(cf.TLSCACertFile, cf.TLSCert, cf.TLSKey)
+		tab, err := ldaptable.Open(cf, opt)
+		if err != nil {
+			return nil, withHint(err)
+		}
+		return tab, nil
 	}
-	if err != nil {
-		b.warn("%s: %s: %v", param, where, withHint(err))
-		b.snap.listed = false
-		return
+	return nil, fmt.Errorf("%s tables cannot be read", t.Type)
+}
+
+// databaseTypes are the table types read by querying their server.
+var databaseTypes = map[string]bool{"mysql": true, "pgsql": true, "sqlite": true, "ldap": true}
+
+// addDatabaseTable lists the domains of a database table t and arranges
+// for the domains the listing lacks to be looked up per request.
+func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool, t postfix.Table) {
+	where := fmt.Sprintf("%s (%s)", t.Raw, t.Pos)
+	use := tableUse{t.Name, alias}
+	if b.tableSeen[use] {
+		b.read(t.Name)
+		return // listed twice with the same meaning: nothing more to learn
 	}
-	tab, err := mysqltable.Open(cf, b.opt.MySQL)
+	b.tableSeen[use] = true
+	tab, err := b.openDomainTable(t)
 	if err != nil {
 		b.warn("%s: %s: %v", param, where, err)
 		b.snap.listed = false
 		return
 	}
 	b.snap.closers = append(b.snap.closers, tab.Close)
+	aliases, _ := tab.(aliasTable)
 	// Even a listed table is asked about a domain its listing lacked: one
 	// added since (in an admin panel) is then served on the next request.
-	b.snap.lookups = append(b.snap.lookups, domainLookup{source: t.Name, alias: alias, hosts: tab.Hosts})
+	b.snap.lookups = append(b.snap.lookups, domainLookup{source: t.Name, alias: alias, table: tab, aliases: aliases})
 
 	// The listing is streamed into the snapshot's map, never held whole
 	// (a million domains). What this table added is taken out again when
@@ -166,20 +234,35 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 	}
 	src := hostfs.Pos{File: t.Name}
 	mine := packDomainInfo(b.source(t.Name), 0, alias)
-	add := func(name string) { b.addDomain(name, alias, src) }
+	var targets map[string]string // alias domain → target, from the lookup results
+	add := func(name, target string) {
+		b.addDomain(name, alias, src)
+		if target == "" {
+			return
+		}
+		n, err1 := normalizeDomain(name)
+		t, err2 := normalizeDomain(target)
+		if err1 == nil && err2 == nil && n != t {
+			if targets == nil {
+				targets = map[string]string{}
+			}
+			targets[n] = t
+		}
+	}
 	undo := func() {
 		for name, info := range b.snap.domains {
 			if info == mine {
 				delete(b.snap.domains, name)
 			}
 		}
+		clear(targets)
 	}
 	err = tab.EachDomain(ctx, add, undo)
 	if err != nil {
 		undo()
 	}
 	switch {
-	case errors.Is(err, mysqltable.ErrNoListing):
+	case errors.Is(err, sqltable.ErrNoListing) || errors.Is(err, ldaptable.ErrNoListing):
 		b.warn("%s: %s: %v; each domain is looked up in the database when a client asks", param, where, err)
 		b.snap.listed = false
 		return
@@ -193,18 +276,31 @@ func (b *builder) addMySQL(ctx context.Context, param string, alias bool, t post
 		b.warn("%s: %s: %v; its domains are looked up when a client asks", param, where, err)
 		return
 	}
-	targets, err := tab.AliasTargets(ctx)
+	for a, target := range targets {
+		b.setAliasOf(a, target)
+	}
+	if aliases == nil {
+		return
+	}
+	all, err := aliases.AliasTargets(ctx)
 	switch {
-	case errors.Is(err, mysqltable.ErrNoAliasTable):
+	case errors.Is(err, sqltable.ErrNoAliasTable):
 	case err != nil:
 		b.warn("%s: %s: reading alias domains: %v", param, where, err)
 	default:
-		for a, target := range targets {
-			a, target = strings.ToLower(a), strings.ToLower(target)
-			if _, ok := b.snap.domains[a]; ok && a != target {
-				b.snap.aliasOf[a] = target
+		for a, target := range all {
+			if _, ok := targets[a]; !ok {
+				b.setAliasOf(a, target)
 			}
 		}
+	}
+}
+
+// setAliasOf records that the hosted domain a stands for target.
+func (b *builder) setAliasOf(a, target string) {
+	a, target = strings.ToLower(a), strings.ToLower(target)
+	if _, ok := b.snap.domains[a]; ok && a != target {
+		b.snap.aliasOf[a] = target
 	}
 }
 

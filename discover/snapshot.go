@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 // Security is how a client protects an endpoint's connection.
@@ -104,11 +105,39 @@ type Snapshot struct {
 	unreachable []string // tables whose database could not be listed
 }
 
-// A domainLookup asks one domain source whether it hosts a domain.
+// A domainLookup asks one database table whether it hosts a domain.
 type domainLookup struct {
-	source string
-	alias  bool
-	hosts  func(ctx context.Context, domain string) (bool, error)
+	source  string
+	alias   bool
+	table   domainTable
+	aliases aliasTable // nil when the table has no alias_domain table
+}
+
+// lookup asks the table about domain as Postfix does, and for a hosted
+// domain names the domain it stands for, if any: the lookup's result when
+// that is another domain (LDAP's domainAliasName, ISPConfig's alias
+// domains), else the alias_domain table's row.
+func (l domainLookup) lookup(ctx context.Context, domain string) (d Domain, ok bool, err error) {
+	results, err := l.table.Lookup(ctx, domain)
+	if err != nil || len(results) == 0 {
+		return Domain{}, false, err
+	}
+	d = Domain{Name: domain, Alias: l.alias, Source: l.source}
+	if t, err := normalizeDomain(results[0]); err == nil && t != domain {
+		d.AliasOf = t
+		return d, true, nil
+	}
+	if l.aliases != nil {
+		t, err := l.aliases.AliasTarget(ctx, domain)
+		switch {
+		case errors.Is(err, sqltable.ErrNoAliasTable):
+		case err != nil:
+			return Domain{}, false, err
+		case t != "" && t != domain:
+			d.AliasOf = t
+		}
+	}
+	return d, true, nil
 }
 
 // Hostname returns the mail host's name as clients are told it.
@@ -209,13 +238,13 @@ func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, err
 	}
 	var errs []error
 	for _, l := range s.lookups {
-		ok, err := l.hosts(ctx, domain)
+		d, ok, err := l.lookup(ctx, domain)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if ok {
-			return Domain{Name: domain, Alias: l.alias, Source: l.source}, true, nil
+			return d, true, nil
 		}
 	}
 	if len(errs) > 0 {

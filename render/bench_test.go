@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 // benchAddress has nothing to escape, as most do.
@@ -20,7 +20,7 @@ func benchAppend(b *testing.B, tmpl *Template) {
 }
 
 func benchTemplates(b *testing.B) (ac, pox, page *Template) {
-	s := buildRoot(b, filepath.Join(corpusDir, "handmade-static-domains"), mysqltable.Options{})
+	s := buildRoot(b, filepath.Join(corpusDir, "handmade-static-domains"), sqltable.Options{})
 	var err error
 	if ac, err = Autoconfig(s, nil); err != nil {
 		b.Fatal(err)

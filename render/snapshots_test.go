@@ -19,7 +19,7 @@ import (
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
-	"github.com/mailautoconf/mailautoconf/sources/mysqltable"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 func TestMain(m *testing.M) { mariadbtest.Main(m) }
@@ -124,10 +124,10 @@ func buildTree(t testing.TB, files map[string]string) *discover.Snapshot {
 	t.Helper()
 	dir := t.TempDir()
 	testtool.WriteFiles(t, dir, files)
-	return buildRoot(t, dir, mysqltable.Options{})
+	return buildRoot(t, dir, sqltable.Options{})
 }
 
-func buildRoot(t testing.TB, dir string, my mysqltable.Options) *discover.Snapshot {
+func buildRoot(t testing.TB, dir string, my sqltable.Options) *discover.Snapshot {
 	t.Helper()
 	root, err := hostfs.New(dir)
 	if err != nil {
@@ -155,7 +155,7 @@ func sqlSnapshot(t *testing.T, set string) *discover.Snapshot {
 			db.LoadFile(t, filepath.Join(filepath.Dir(schema), "seed.sql"))
 		}
 	})
-	return buildRoot(t, filepath.Join(corpusDir, set), mysqltable.Options{Socket: db.Socket()})
+	return buildRoot(t, filepath.Join(corpusDir, set), sqltable.Options{Override: db.Socket()})
 }
 
 // address is local@domain as the server answers it: LoginDomain is the
@@ -186,10 +186,10 @@ func aliasesOf(s *discover.Snapshot, a Address) []string {
 func testSets(t *testing.T) []testSet {
 	const special = `"a<b>&"`
 	var sets []testSet
-	s := buildRoot(t, filepath.Join(corpusDir, "handmade-static-domains"), mysqltable.Options{})
+	s := buildRoot(t, filepath.Join(corpusDir, "handmade-static-domains"), sqltable.Options{})
 	sets = append(sets, testSet{name: "handmade-static-domains", snap: s,
 		addrs: []Address{address(s, "fred", "example.net"), address(s, special, "example.net"), address(s, "Mixed.Case", "example.biz")}})
-	s = buildRoot(t, filepath.Join(corpusDir, "debian12-packages-default"), mysqltable.Options{})
+	s = buildRoot(t, filepath.Join(corpusDir, "debian12-packages-default"), sqltable.Options{})
 	sets = append(sets, testSet{name: "debian12-packages-default", snap: s, noAutoconfig: true,
 		addrs: []Address{address(s, "fred", "example.org")}})
 	s = buildTree(t, synthetic(t))

@@ -48,7 +48,7 @@ func buildSiteWith(t testing.TB, rootDir, mysqlSocket string, log *slog.Logger) 
 		t.Fatal(err)
 	}
 	opt := discover.Options{Root: root}
-	opt.MySQL.Socket = mysqlSocket
+	opt.MySQL.Override = mysqlSocket
 	snap, err := discover.Build(context.Background(), opt)
 	if err != nil {
 		t.Fatalf("discover.Build(%s): %v", rootDir, err)

@@ -69,6 +69,7 @@ type Site struct {
 	signer     *mobileconfig.Signer // nil: profiles are served unsigned
 	certs      []siteCert           // for the https socket, in the snapshot's order
 	misses     *MissGuard           // nil: lookups are not bounded
+	gen        uint64               // this Site's generation in misses
 
 	life *siteLife
 }
@@ -87,8 +88,11 @@ type siteLife struct {
 type SiteOption func(*Site)
 
 // WithMissGuard bounds the database lookups for domains the snapshot does
-// not list with g, which the caller shares between successive Sites.
-func WithMissGuard(g *MissGuard) SiteOption { return func(s *Site) { s.misses = g } }
+// not list with g, which the caller shares between successive Sites. The
+// hosted domains g remembers for one Site are looked up again by the next.
+func WithMissGuard(g *MissGuard) SiteOption {
+	return func(s *Site) { s.misses, s.gen = g, g.generation() }
+}
 
 // A siteDomain is a hosted domain with what is prepared for it, made for
 // each request (on the stack: it costs no allocation). The zero value is
@@ -268,10 +272,11 @@ var errLookup = errors.New("domain lookup failed")
 // errThrottled is the reason of a lookup the MissGuard refused.
 var errThrottled = errors.New("too many lookups of unlisted domains; try again later")
 
-// lookupFailed logs a failed lookup; refused ones only at debug level,
-// since a flood of them is what the MissGuard is for.
+// lookupFailed logs a failed lookup; refused ones, and those whose client
+// went away while it waited for another request's lookup, only at debug
+// level, since a flood of them is what the MissGuard is for.
 func (s *Site) lookupFailed(err error) {
-	if errors.Is(err, errThrottled) {
+	if errors.Is(err, errThrottled) || errors.Is(err, context.Canceled) {
 		s.log.Debug("domain lookup refused", "err", err)
 		return
 	}
@@ -281,8 +286,8 @@ func (s *Site) lookupFailed(err error) {
 // domain returns the hosted domain name (lower-case A-labels), nil when it
 // is not hosted, or an error wrapping errLookup when that cannot be known.
 // A name the snapshot does not list is looked up in the database tables
-// (a domain added since the snapshot was built), within the MissGuard's
-// bounds.
+// (a domain added since the snapshot was built, or a table that cannot be
+// listed), within the MissGuard's bounds and from what it remembers.
 func (s *Site) domain(ctx context.Context, name string) (siteDomain, error) {
 	if name == "" {
 		return siteDomain{}, nil
@@ -293,28 +298,29 @@ func (s *Site) domain(ctx context.Context, name string) (siteDomain, error) {
 	if !s.snap.CanLookup() {
 		return siteDomain{}, nil // no source to ask
 	}
-	if g := s.misses; g != nil {
-		known, allowed := g.allow(name)
-		switch {
-		case known:
-			return siteDomain{}, nil // found unhosted a moment ago
-		case !allowed:
-			return siteDomain{}, fmt.Errorf("%w: %s: %w", errLookup, name, errThrottled)
-		}
+	var d discover.Domain
+	var ok bool
+	var err error
+	if s.misses != nil {
+		d, ok, err = s.misses.lookup(ctx, s.gen, name, s.lookup)
+	} else {
+		d, ok, err = s.lookup(ctx, name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	d, ok, err := s.snap.Lookup(ctx, name)
-	if err != nil {
+	switch {
+	case err != nil:
 		return siteDomain{}, fmt.Errorf("%w: %s: %w", errLookup, name, err)
-	}
-	if !ok {
-		if s.misses != nil {
-			s.misses.missed(name)
-		}
+	case !ok:
 		return siteDomain{}, nil
 	}
 	return s.siteDomain(d.Name, d.AliasOf), nil
+}
+
+// lookup asks the snapshot's database tables about name, for at most
+// lookupTimeout.
+func (s *Site) lookup(ctx context.Context, name string) (discover.Domain, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	return s.snap.Lookup(ctx, name)
 }
 
 // hostDomain returns the hosted domain a Host header names (PROTOCOLS.md

@@ -40,10 +40,7 @@ func corpusSets(t *testing.T) (sets, withSQL []string) {
 // runDNSCommand runs mailautoconf dns on a corpus set.
 func runDNSCommand(t *testing.T, set string, withSQL []string, extra ...string) []byte {
 	t.Helper()
-	args := append([]string{"dns", "--root", set}, extra...)
-	if slices.Contains(withSQL, set) {
-		args = append(args, "--mysql-socket", database(t, withSQL).Socket())
-	}
+	args := append(append([]string{"dns"}, corpusArgs(t, set, withSQL)...), extra...)
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())

@@ -429,3 +429,201 @@ func TestFaultUnknownDomainFlood(t *testing.T) {
 	t.Logf("%d requests (%s) in %v: %d database lookups (limit %d); test %v", res.total.Load(), strings.Join(summary, ", "),
 		elapsed.Round(time.Millisecond), after-before, allowed, time.Since(start).Round(time.Millisecond))
 }
+
+// unlistedHost starts the daemon on a mail host whose domain table holds
+// hostedDomain but whose lookup query (the key inside SUBSTRING_INDEX()) cannot be turned into a
+// listing: the snapshot lists no domain, and every request is answered
+// by a per-domain lookup. It uses a private MariaDB, so that Com_select
+// counts only this test's lookups, and returns it with the daemon.
+func unlistedHost(t *testing.T) (*runningDaemon, *mariadbtest.Server) {
+	t.Helper()
+	bin := buildDaemon(t)
+	db := mariadbtest.Start(t)
+	dbName := db.NewDatabase(t)
+	db.Exec(t, "CREATE TABLE "+dbName+".domain (domain VARCHAR(255) PRIMARY KEY, active TINYINT NOT NULL DEFAULT 1);"+
+		"INSERT INTO "+dbName+".domain (domain) VALUES ('"+hostedDomain+"')")
+	db.GrantUser(t, "vmail", "secret", dbName)
+	root := t.TempDir()
+	mailHost(t, root, dbName)
+	writeTestFile(t, filepath.Join(root, "etc/postfix/sql/domains.cf"), "user = vmail\npassword = secret\nhosts = localhost\ndbname = "+dbName+"\n"+
+		"query = SELECT domain FROM domain WHERE domain = SUBSTRING_INDEX('%s', '@', -1) AND active = 1\n")
+	d := startDaemon(t, bin, root, "--mysql-socket", db.Socket(), "--refresh", "0")
+	// The first request starts the daemon; it asks for a name that is not
+	// hosted, so that the hosted domain is still unknown to it.
+	if code, body := d.get(t, "http://autoconfig.unhosted.example/mail/config-v1.1.xml"); code != 404 {
+		t.Fatalf("first request: %d, want 404\n%s", code, body)
+	}
+	d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=serving 0 domains")
+	return d, db
+}
+
+// hostedDomain is the one domain unlistedHost's database hosts.
+const hostedDomain = "hosted.example"
+
+// comSelect returns how many SELECTs the server has run (the counting
+// query itself is a SHOW).
+func comSelect(t *testing.T, db *mariadbtest.Server) int {
+	t.Helper()
+	rows := db.Query(t, "SHOW GLOBAL STATUS LIKE 'Com_select'")
+	n, err := strconv.Atoi(rows[0][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// codeCount counts answers by status code.
+type codeCount struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (c *codeCount) add(code int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[int]int{}
+	}
+	c.n[code]++
+}
+
+func (c *codeCount) get(code int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[code]
+}
+
+func (c *codeCount) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for code, n := range c.n {
+		out = append(out, fmt.Sprintf("%d×%d", n, code))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+// TestFaultHostedDomainBurst asks 400 times for a hosted domain that only
+// a per-domain lookup finds, from 8 clients at once: every answer is a
+// 200, and the database is asked once (the first requests share one
+// lookup, the others are answered from what it found).
+func TestFaultHostedDomainBurst(t *testing.T) {
+	testtool.Need(t, "systemd-socket-activate")
+	start := time.Now()
+	d, db := unlistedHost(t)
+	const requests, clients = 400, 8
+	url := "http://autoconfig." + hostedDomain + "/mail/config-v1.1.xml?emailaddress=fred%40" + hostedDomain
+	before := comSelect(t, db)
+	var codes codeCount
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sent.Add(1) <= requests {
+				r, err := d.client.Get(url)
+				if err != nil {
+					codes.add(0)
+					continue
+				}
+				io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+				codes.add(r.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	lookups := comSelect(t, db) - before
+	if n := codes.get(200); n != requests {
+		t.Errorf("%d requests for %s from %d clients: %s; want %d×200", requests, hostedDomain, clients, &codes, requests)
+	}
+	if lookups > 1 {
+		t.Errorf("%d database lookups for one hosted domain, want 1", lookups)
+	}
+	t.Logf("%d requests from %d clients: %s; %d database lookups; test %v", requests, clients, &codes, lookups,
+		time.Since(start).Round(time.Millisecond))
+}
+
+// TestFaultHostedDomainUnderFlood asks for about 100 random unhosted
+// domains a second for 3 s while another client asks for a hosted domain
+// that only a per-domain lookup finds, every 20 ms from the flood's first
+// second on: the hosted domain is answered (at most its very first
+// request is refused: a name never seen waits for the budget of new names,
+// which the flood has used up; asked again, it draws on the budget kept
+// for names asked again), and the database sees no more lookups than the
+// documented bound (serve.DefaultMissBurst, then serve.DefaultMissRate a
+// second, plus the hosted domain's one).
+func TestFaultHostedDomainUnderFlood(t *testing.T) {
+	testtool.Need(t, "systemd-socket-activate")
+	start := time.Now()
+	d, db := unlistedHost(t)
+	const floodRate, floodFor, flooders = 100, 3 * time.Second, 4
+	before := comSelect(t, db)
+	floodStart := time.Now()
+
+	// The flood: one name every 10 ms, sent by whichever of 4 clients is free.
+	names := make(chan string)
+	go func() {
+		defer close(names)
+		tick := time.NewTicker(time.Second / floodRate)
+		defer tick.Stop()
+		for range int(floodFor.Seconds() * floodRate) {
+			<-tick.C
+			names <- fmt.Sprintf("r%d.flood.example", rand.Uint64())
+		}
+	}()
+	var flood codeCount
+	var wg sync.WaitGroup
+	for range flooders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range names {
+				r, err := d.client.Get("http://autoconfig." + n + "/mail/config-v1.1.xml?emailaddress=a%40" + n)
+				if err != nil {
+					flood.add(0)
+					continue
+				}
+				io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+				flood.add(r.StatusCode)
+			}
+		}()
+	}
+
+	// The hosted domain, from the flood's first second to its end.
+	time.Sleep(time.Second)
+	url := "http://autoconfig." + hostedDomain + "/mail/config-v1.1.xml?emailaddress=fred%40" + hostedDomain
+	var hosted codeCount
+	var answers []int
+	for time.Since(floodStart) < floodFor {
+		code, _ := d.get(t, url)
+		hosted.add(code)
+		answers = append(answers, code)
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	elapsed := time.Since(floodStart)
+	lookups := comSelect(t, db) - before
+
+	refused := hosted.get(503)
+	if hosted.get(200)+refused != len(answers) || refused > 1 || (refused == 1 && answers[0] != 503) {
+		t.Errorf("%s during the flood: %s (answers in order: %v); want 200s, at most the first one 503", hostedDomain, &hosted, answers)
+	}
+	if n := flood.get(404) + flood.get(503); n != int(floodFor.Seconds()*floodRate) {
+		t.Errorf("flood answers: %s; want only 404 and 503", &flood)
+	}
+	if flood.get(503) == 0 {
+		t.Errorf("flood answers: %s; no lookup refused: the flood did not reach the limit it tests", &flood)
+	}
+	// The bound of the unknown names' lookups, the hosted domain's one, and
+	// a slack of 2 for the clock edges of the measured interval.
+	allowed := serve.DefaultMissBurst + int(elapsed.Seconds()*serve.DefaultMissRate) + 1 + 2
+	if lookups > allowed {
+		t.Errorf("%d database lookups in %v, want at most %d", lookups, elapsed.Round(time.Millisecond), allowed)
+	}
+	t.Logf("flood: %s; %s: %s; %d database lookups (limit %d) in %v; test %v", &flood, hostedDomain, &hosted,
+		lookups, allowed, elapsed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}

@@ -1,10 +1,11 @@
 // Command mailautoconf tells mail clients how to reach the mail server it
 // runs next to, from nothing but that server's own Postfix and Dovecot
-// configuration and vmail database.
+// configuration and the domain tables Postfix queries (MySQL, PostgreSQL,
+// SQLite, LDAP).
 //
 // Usage:
 //
-//	mailautoconf show [--root DIR] [--json] [--mysql-socket PATH]
+//	mailautoconf show [--root DIR] [--json] [--mysql-socket PATH] [--pgsql-host H] [--ldap-uri URI]
 //	mailautoconf serve [--root DIR] [--listen ADDR]... [--listen-tls ADDR]...
 //	                   [--mysql-socket PATH] [--refresh 60s] [--exit-idle-after D]
 //	mailautoconf dns [--root DIR] [--format zone|json] [DOMAIN...]

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -16,6 +17,9 @@ import (
 	"testing"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
+	"github.com/mailautoconf/mailautoconf/internal/pgtest"
+	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden files with the current output")
@@ -66,7 +70,10 @@ type shown struct {
 }
 
 func TestMain(m *testing.M) {
-	code := mariadbtest.Run(m)
+	code := m.Run()
+	mariadbtest.CloseShared()
+	pgtest.CloseShared()
+	slapdtest.CloseShared()
 	if daemonBinary.dir != "" {
 		os.RemoveAll(daemonBinary.dir)
 	}
@@ -88,6 +95,86 @@ func database(t *testing.T, sets []string) *mariadbtest.Server {
 	return db
 }
 
+var loadPgCorpusOnce sync.Once
+
+// pgDatabase returns the test binary's one throwaway PostgreSQL with the
+// PostgreSQL corpus set loaded as its README says (the schema into
+// template1, the rows into vmail). Only one such set exists: it creates
+// the fixed names vmail and vmailadmin.
+func pgDatabase(t *testing.T, set string) *pgtest.Server {
+	db := pgtest.Shared(t)
+	loadPgCorpusOnce.Do(func() {
+		db.LoadFile(t, "template1", filepath.Join(set, "pgsql-schema.sql"))
+		db.LoadFile(t, "vmail", filepath.Join(set, "pgsql-seed.sql"))
+	})
+	return db
+}
+
+// corpusArgs returns the flags that point show, dns and check at a corpus
+// set with the throwaway server its domain tables need: MariaDB for the
+// sets with schema.sql (withSQL), PostgreSQL for pgsql-schema.sql, slapd
+// for ldap/, and for sqlite/ a copy of the set whose database file is made
+// from the set's SQL with the sqlite3 shell.
+func corpusArgs(t *testing.T, set string, withSQL []string) []string {
+	t.Helper()
+	has := func(name string) bool { _, err := os.Stat(filepath.Join(set, name)); return err == nil }
+	args := []string{"--root", set}
+	if has("sqlite/schema.sql") {
+		args[1] = sqliteCopy(t, set)
+	}
+	if slices.Contains(withSQL, set) {
+		args = append(args, "--mysql-socket", database(t, withSQL).Socket())
+	}
+	if has("pgsql-schema.sql") {
+		args = append(args, "--pgsql-host", pgDatabase(t, set).Addr())
+	}
+	if has("ldap/ldap-seed.ldif") {
+		args = append(args, "--ldap-uri", slapdtest.Shared(t, slapdtest.Corpus(set)).URL())
+	}
+	return args
+}
+
+// sqliteCopy copies a corpus set whose domain tables are sqlite: tables
+// and makes the database every one of them names (dbpath) from the set's
+// sqlite/schema.sql and sqlite/seed.sql.
+func sqliteCopy(t *testing.T, set string) string {
+	t.Helper()
+	sqlite3 := testtool.Need(t, "sqlite3")
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(set)); err != nil {
+		t.Fatal(err)
+	}
+	cfs, _ := filepath.Glob(filepath.Join(root, "etc/postfix/*.cf"))
+	made := map[string]bool{}
+	for _, cf := range cfs {
+		b, err := os.ReadFile(cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || strings.TrimSpace(k) != "dbpath" || made[strings.TrimSpace(v)] {
+				continue
+			}
+			db := filepath.Join(root, strings.TrimSpace(v))
+			made[strings.TrimSpace(v)] = true
+			if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"schema.sql", "seed.sql"} {
+				cmd := exec.Command(sqlite3, "-bail", db, ".read "+filepath.Join(set, "sqlite", f))
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("sqlite3 %s: %v\n%s", f, err, out)
+				}
+			}
+		}
+	}
+	if len(made) == 0 {
+		t.Fatalf("%s: no lookup file names a dbpath", set)
+	}
+	return root
+}
+
 // TestShowCorpus runs show --json on every corpus set and checks it against
 // the set's ground truth and against the reviewed golden file.
 func TestShowCorpus(t *testing.T) {
@@ -107,10 +194,7 @@ func TestShowCorpus(t *testing.T) {
 		}
 		name := filepath.Base(set)
 		t.Run(name, func(t *testing.T) {
-			args := []string{"show", "--json", "--root", set}
-			if slices.Contains(withSQL, set) {
-				args = append(args, "--mysql-socket", database(t, withSQL).Socket())
-			}
+			args := append([]string{"show", "--json"}, corpusArgs(t, set, withSQL)...)
 			var stdout, stderr bytes.Buffer
 			if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 				t.Fatalf("show: %v\n%s", err, stderr.String())

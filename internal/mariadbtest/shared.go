@@ -28,10 +28,21 @@ func Main(m *testing.M) { os.Exit(Run(m)) }
 // code instead of exiting.
 func Run(m *testing.M) int {
 	code := m.Run()
+	CloseShared()
+	return code
+}
+
+// CloseShared stops the shared server, if one was started, and removes
+// its files: for a TestMain that uses several harnesses' shared servers
+// and so cannot call each one's Run.
+//
+//	code := m.Run()
+//	mariadbtest.CloseShared()
+//	pgtest.CloseShared()
+func CloseShared() {
 	if shared.s != nil {
 		shared.s.close()
 	}
-	return code
 }
 
 // Shared returns the test binary's one server, starting it on first use.

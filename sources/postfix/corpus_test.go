@@ -2,6 +2,8 @@ package postfix
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,6 +81,11 @@ func TestCorpus(t *testing.T) {
 	for _, set := range corpusSets(t) {
 		t.Run(set.name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(set.dir, "expected.json"))
+			if errors.Is(err, fs.ErrNotExist) {
+				// A set without ground truth of this kind (mailinabox-sqlite
+				// holds tables, checked against postmap in sources/sqltable).
+				t.Skip("no expected.json")
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,17 +213,17 @@ func checkSources(t *testing.T, c *Config, want []expectedSource) {
 				t.Errorf("TableKeys(%s) = %q, want %q", tb.Raw, names, wk)
 			}
 		}
-		if w.Parameters != nil {
-			m, err := LoadMySQLTable(c.Root(), tb.Name)
+		if w.Parameters != nil && slices.Contains(SQLTableTypes, tb.Type) {
+			m, err := LoadSQLTable(c.Root(), tb.Type, tb.Name)
 			if err != nil {
-				t.Errorf("LoadMySQLTable(%s): %v", tb.Name, err)
+				t.Errorf("LoadSQLTable(%s): %v", tb.Name, err)
 				continue
 			}
 			if !reflect.DeepEqual(m.Params, w.Parameters) {
-				t.Errorf("LoadMySQLTable(%s).Params = %q, want %q", tb.Name, m.Params, w.Parameters)
+				t.Errorf("LoadSQLTable(%s).Params = %q, want %q", tb.Name, m.Params, w.Parameters)
 			}
 			if w.HostsList != nil && !slices.Equal(m.Hosts, w.HostsList) {
-				t.Errorf("LoadMySQLTable(%s).Hosts = %q, want %q", tb.Name, m.Hosts, w.HostsList)
+				t.Errorf("LoadSQLTable(%s).Hosts = %q, want %q", tb.Name, m.Hosts, w.HostsList)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 // Package postfix reads a Postfix configuration directory (main.cf,
 // master.cf and the lookup-table files they name) into plain values, with
-// the semantics of postconf(5), master(5), mysql_table(5) and postmap(1).
+// the semantics of postconf(5), master(5), mysql_table(5), pgsql_table(5),
+// sqlite_table(5), ldap_table(5) and postmap(1).
 //
 // Load reads a directory under a hostfs.Root. Config.Param gives a main.cf
 // parameter as "postconf -x" prints it: the last definition wins, $name,
@@ -11,8 +12,8 @@
 // whether mail clients should submit mail there. Config.Tables splits a
 // domain list such as virtual_mailbox_domains into literal names and lookup
 // tables, whose contents ParseTableSource (postmap input files) and
-// ParseMySQLTable (mysql_table files) read; querying a database is left to
-// the caller.
+// ParseSQLTable (mysql, pgsql and sqlite table files) and ParseLDAPTable
+// (ldap_table files) read; querying a database is left to the caller.
 //
 // Parsers never log. Each syntax error is a *hostfs.PosError naming the
 // host file and line; a parser reports every bad line, joined with

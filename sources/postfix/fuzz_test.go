@@ -65,15 +65,22 @@ func FuzzParseMasterCF(f *testing.F) {
 	})
 }
 
-func FuzzParseMySQLTable(f *testing.F) {
+func FuzzParseSQLTable(f *testing.F) {
 	f.Add([]byte("hosts = 127.0.0.1:3306\nuser = u\npassword = p#ss word\ndbname = d\nquery = SELECT 1 WHERE x='%s'\n"))
 	f.Add([]byte("dbname=d\ntable=t\nselect_field=s\nwhere_field=w\nadditional_conditions = and a\n"))
 	f.Add([]byte("hosts\nexpansion_limit = -1\ntls_verify_cert = maybe\n  orphan\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseMySQLTable("x.cf", bytes.NewReader(data))
+		m, err := ParseSQLTable("mysql", "x.cf", bytes.NewReader(data))
 		checkPosErrors(t, err, "x.cf", 0)
 		if m == nil || len(m.Hosts) == 0 {
-			t.Fatalf("ParseMySQLTable = %+v, want a table with hosts", m)
+			t.Fatalf("ParseSQLTable = %+v, want a table with hosts", m)
+		}
+		for _, typ := range []string{"pgsql", "sqlite"} {
+			o, oerr := ParseSQLTable(typ, "x.cf", bytes.NewReader(data))
+			checkPosErrors(t, oerr, "x.cf", 0)
+			if oerr == nil && o.Query == "" {
+				t.Fatalf("%s: no error, but no query", typ)
+			}
 		}
 		if err == nil && (m.DBName == "" || m.Query == "") {
 			t.Fatalf("no error, but dbname %q query %q", m.DBName, m.Query)

@@ -155,8 +155,9 @@ var fileTableTypes = map[string]bool{"hash": true, "btree": true, "lmdb": true, 
 // TableKeys returns the keys of table t when they can be listed without a
 // database: the literal domain itself, the postmap(1) source file of
 // hash:/btree:/lmdb:/cdb:/dbm: tables, texthash:, inline: and static:.
-// mysql: tables are read with LoadMySQLTable and queried elsewhere; other
-// types give an error wrapping ErrUnsupported.
+// SQL tables (mysql:, pgsql:, sqlite:) are read with LoadSQLTable and ldap:
+// tables with LoadLDAPTable, and queried elsewhere; other types give an
+// error wrapping ErrUnsupported.
 func (c *Config) TableKeys(t Table) ([]TableKey, error) {
 	switch {
 	case t.Type == "":
@@ -167,8 +168,8 @@ func (c *Config) TableKeys(t Table) ([]TableKey, error) {
 		return parseInline(t)
 	case t.Type == "static":
 		return nil, fmt.Errorf("%s: static:%s matches every key, there is nothing to list: %w", t.Pos, t.Name, ErrUnsupported)
-	case t.Type == "mysql":
-		return nil, fmt.Errorf("%s: mysql:%s is listed by querying the database (see LoadMySQLTable): %w", t.Pos, t.Name, ErrUnsupported)
+	case t.Type == "mysql" || t.Type == "pgsql" || t.Type == "sqlite" || t.Type == "ldap":
+		return nil, fmt.Errorf("%s: %s:%s is listed by querying the database: %w", t.Pos, t.Type, t.Name, ErrUnsupported)
 	}
 	return nil, fmt.Errorf("%s: reading %s: tables is not supported yet: %w", t.Pos, t.Type, ErrUnsupported)
 }

@@ -78,7 +78,7 @@ virtual_alias_domains = /etc/postfix/missing
 		"example.net=example.net@/etc/postfix/main.cf:3",
 		"example.info=Example.INFO@/etc/postfix/main.cf:3",
 		"example.biz=OK@/etc/postfix/vmail_domains:1",
-		"error: /etc/postfix/main.cf:3: mysql:/etc/postfix/x.cf is listed by querying the database (see LoadMySQLTable): table type not supported yet",
+		"error: /etc/postfix/main.cf:3: mysql:/etc/postfix/x.cf is listed by querying the database: table type not supported yet",
 		"a.example=x@/etc/postfix/main.cf:3 b.example=y z@/etc/postfix/main.cf:3",
 	} {
 		if g := keys(got[i]); g != w {

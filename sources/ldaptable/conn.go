@@ -1,0 +1,389 @@
+package ldaptable
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/postfix"
+)
+
+// DefaultLDAPISocket is where libldap looks for ldapi:// without a path
+// (Debian's slapd listens there).
+const DefaultLDAPISocket = "/var/run/slapd/ldapi"
+
+// A server is one entry of server_host, with the connection to it that the
+// table's calls share (a go-ldap connection runs concurrent requests).
+type server struct {
+	url     string // as written
+	network string // "tcp" or "unix"
+	addr    string
+	host    string // the name TLS checks
+	ldaps   bool
+
+	mu   sync.Mutex
+	conn *ldap.Conn
+}
+
+// newServer reads an LDAP URL of server_host.
+func newServer(raw string) (*server, error) {
+	u, err := postfix.ParseLDAPURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("server_host %s: %w", raw, err)
+	}
+	s := &server{url: raw, host: u.Host}
+	switch u.Scheme {
+	case "ldapi":
+		s.network, s.addr = "unix", u.Host
+		if s.addr == "" {
+			s.addr = DefaultLDAPISocket
+		}
+		return s, nil
+	case "ldaps":
+		s.ldaps = true
+	}
+	host, port := u.Host, u.Port
+	if host == "" {
+		host = "localhost"
+		s.host = host
+	}
+	if port == 0 {
+		port = 389
+		if s.ldaps {
+			port = 636
+		}
+	}
+	if port < 0 || port > 65535 {
+		return nil, fmt.Errorf("server_host %s: bad port %d", raw, port)
+	}
+	s.network, s.addr = "tcp", net.JoinHostPort(host, strconv.Itoa(port))
+	return s, nil
+}
+
+// A serverError is a failure of the server itself (unreachable, gone, too
+// slow): the call goes on with the next server.
+type serverError struct{ err error }
+
+func (e *serverError) Error() string { return e.err.Error() }
+func (e *serverError) Unwrap() error { return e.err }
+
+// isNetwork reports whether err from go-ldap means the connection is
+// unusable (closed, broken, timed out) rather than an answer.
+func isNetwork(err error) bool {
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		return le.ResultCode == ldap.ErrorNetwork
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// ldapCode returns the LDAP result code of err, or -1.
+func ldapCode(err error) int {
+	var le *ldap.Error
+	if errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork {
+		return int(le.ResultCode)
+	}
+	return -1
+}
+
+// do runs op with a connection to each server in turn, until one does not
+// fail as a server. A connection found broken is replaced and op retried
+// once on that server, as Postfix reconnects when its cached connection
+// went away.
+func (t *Table) do(ctx context.Context, op func(c *ldap.Conn) error) error {
+	if t.closed.Load() {
+		return fmt.Errorf("ldap %s: table closed", t.path)
+	}
+	var errs []error
+	for _, s := range t.servers {
+		err := t.doOn(ctx, s, op)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("ldap %s (%s): %w", t.path, s.url, err))
+		var se *serverError
+		if !errors.As(err, &se) || ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Table) doOn(ctx context.Context, s *server, op func(c *ldap.Conn) error) error {
+	for attempt := 0; ; attempt++ {
+		c, fresh, err := t.conn(ctx, s)
+		if err != nil {
+			return err
+		}
+		err = op(c)
+		if err == nil || !isNetwork(err) {
+			return err
+		}
+		s.drop(c)
+		if fresh || attempt > 0 || ctx.Err() != nil {
+			return &serverError{err}
+		}
+	}
+}
+
+// conn returns the server's shared connection, connecting first when
+// there is none or it was closed; fresh reports a new connection.
+func (t *Table) conn(ctx context.Context, s *server) (c *ldap.Conn, fresh bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil && !s.conn.IsClosing() {
+		return s.conn, false, nil
+	}
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	c, err = t.connect(ctx, s)
+	if err != nil {
+		return nil, false, err
+	}
+	if t.closed.Load() {
+		c.Close()
+		return nil, false, errors.New("table closed")
+	}
+	s.conn = c
+	return c, true, nil
+}
+
+// drop closes c if it is still the server's connection.
+func (s *server) drop(c *ldap.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == c {
+		s.conn = nil
+	}
+	c.Close()
+}
+
+func (s *server) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// connect opens a connection as Postfix's dict_ldap_connect does: connect
+// (TLS first for ldaps://), STARTTLS when start_tls = yes, then a simple
+// bind with the table's protocol version unless bind = no. STARTTLS and
+// the bind are sent here, before go-ldap takes the connection over,
+// because go-ldap always binds as LDAPv3 and Postfix sends the version the
+// table asks for (slapd refuses a version 2 bind by default).
+func (t *Table) connect(ctx context.Context, s *server) (*ldap.Conn, error) {
+	if t.timeout == 0 {
+		return nil, &serverError{errors.New("unreachable: timed out (timeout = 0)")}
+	}
+	limit := t.connectTimeout
+	if t.timeout > 0 && t.timeout < limit {
+		limit = t.timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	d := net.Dialer{Timeout: limit}
+	nc, err := d.DialContext(ctx, s.network, s.addr)
+	if err != nil {
+		return nil, &serverError{fmt.Errorf("unreachable: %w", unwrapOp(err))}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			nc.Close()
+		}
+	}()
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+	isTLS := false
+	if s.ldaps || t.startTLS {
+		cfg, err := t.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = s.host
+		if t.startTLS && !s.ldaps {
+			if err := t.exchange(nc, 1, startTLSRequest(), "STARTTLS"); err != nil {
+				return nil, err
+			}
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			err = fmt.Errorf("TLS handshake: %w", err)
+			if s.ldaps {
+				return nil, &serverError{err}
+			}
+			return nil, err
+		}
+		nc, isTLS = tc, true
+	}
+	if t.bind == "yes" {
+		if err := t.exchange(nc, 2, bindRequest(t.version, t.bindDN, t.bindPW), "bind as "+strconv.Quote(t.bindDN)); err != nil {
+			return nil, err
+		}
+	}
+	nc.SetDeadline(time.Time{})
+	c := ldap.NewConn(nc, isTLS)
+	c.Start()
+	c.SetTimeout(t.queryTimeout)
+	ok = true
+	return c, nil
+}
+
+// unwrapOp drops the *net.OpError address noise but keeps its message.
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return fmt.Errorf("%s %s: %w", oe.Op, oe.Addr, oe.Err)
+	}
+	return err
+}
+
+func startTLSRequest() *ber.Packet {
+	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationExtendedRequest, nil, "Start TLS")
+	req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, "1.3.6.1.4.1.1466.20037", "Request Name"))
+	return req
+}
+
+func bindRequest(version int, dn, password string) *ber.Packet {
+	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationBindRequest, nil, "Bind Request")
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, version, "Version"))
+	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, "User Name"))
+	req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, password, "Password"))
+	return req
+}
+
+// exchange sends one request on a connection go-ldap does not own yet and
+// checks the result code of its response. The error never holds the
+// request (which may carry the password), only what the server answered.
+func (t *Table) exchange(nc net.Conn, id int64, op *ber.Packet, what string) error {
+	env := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
+	env.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
+	env.AppendChild(op)
+	if _, err := nc.Write(env.Bytes()); err != nil {
+		return &serverError{fmt.Errorf("%s: %w", what, err)}
+	}
+	for {
+		resp, err := ber.ReadPacket(nc)
+		if err != nil {
+			return &serverError{fmt.Errorf("%s: no answer: %w", what, err)}
+		}
+		if len(resp.Children) < 2 {
+			return &serverError{fmt.Errorf("%s: malformed answer", what)}
+		}
+		msgID, _ := resp.Children[0].Value.(int64)
+		if msgID == 0 {
+			return &serverError{fmt.Errorf("%s: the server closed the connection (%v)", what, ldap.GetLDAPError(resp))}
+		}
+		if msgID != id {
+			continue
+		}
+		if err := ldap.GetLDAPError(resp); err != nil {
+			return describe(what, err)
+		}
+		return nil
+	}
+}
+
+// describe turns an LDAP error into a message that says what it means,
+// with the code.
+func describe(what string, err error) error {
+	var le *ldap.Error
+	if !errors.As(err, &le) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	diag := ""
+	if le.Err != nil && le.Err.Error() != "" {
+		diag = ": " + le.Err.Error()
+	}
+	name := ldap.LDAPResultCodeMap[le.ResultCode]
+	if le.ResultCode == ldap.LDAPResultInvalidCredentials {
+		return fmt.Errorf("%s: access denied (LDAP result 49, %s): wrong bind_dn or bind_pw%w", what, name, errSilent{le})
+	}
+	return fmt.Errorf("%s: LDAP result %d (%s)%s%w", what, le.ResultCode, name, diag, errSilent{le})
+}
+
+// errSilent wraps an error for errors.As without adding to the message.
+type errSilent struct{ err error }
+
+func (e errSilent) Error() string { return "" }
+func (e errSilent) Unwrap() error { return e.err }
+
+// tlsConfig loads the table's TLS settings once, when a connection first
+// needs them: libldap reads the files only when it starts TLS.
+func (t *Table) tlsConfig() (*tls.Config, error) {
+	t.tlsOnce.Do(func() { t.tls, t.tlsErr = loadTLS(t.root, t.tlsFiles) })
+	return t.tls, t.tlsErr
+}
+
+// tlsFiles are the tls_* settings of a table.
+type tlsFiles struct {
+	caFile, caDir, cert, key string
+	require                  bool
+}
+
+// loadTLS builds the TLS client configuration of libldap's settings:
+// tls_require_cert = no (the default) checks nothing, as
+// LDAP_OPT_X_TLS_NEVER; yes checks the chain against tls_ca_cert_file or
+// the files of tls_ca_cert_dir (the system roots when neither is set) and
+// the server's name.
+func loadTLS(root hostfs.Root, f tlsFiles) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.cert != "" || f.key != "" {
+		certPEM, err := root.ReadFile(f.cert)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert: %w", err)
+		}
+		keyPEM, err := root.ReadFile(f.key)
+		if err != nil {
+			return nil, fmt.Errorf("tls_key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert %s, tls_key %s: %w", f.cert, f.key, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	if !f.require {
+		c.InsecureSkipVerify = true
+		return c, nil
+	}
+	if f.caFile == "" && f.caDir == "" {
+		return c, nil // the system roots
+	}
+	pool := x509.NewCertPool()
+	if f.caFile != "" {
+		b, err := root.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca_cert_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("tls_ca_cert_file %s: no PEM certificate", f.caFile)
+		}
+	}
+	if f.caDir != "" {
+		files, _ := root.Glob(strings.TrimSuffix(f.caDir, "/") + "/*")
+		for _, p := range files {
+			if b, err := root.ReadFile(p); err == nil {
+				pool.AppendCertsFromPEM(b)
+			}
+		}
+	}
+	c.RootCAs = pool
+	return c, nil
+}
