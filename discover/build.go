@@ -15,8 +15,8 @@ import (
 	"github.com/mailautoconf/mailautoconf/sources/dovecot"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/ldaptable"
-	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 // Options says where the mail server's files are. The zero value reads the

@@ -8,8 +8,8 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/ldaptable"
-	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
+	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 // buildDomains collects the hosted domains from the tables Postfix itself
