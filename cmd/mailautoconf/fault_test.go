@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
+	"github.com/mailautoconf/mailautoconf/internal/pgtest"
+	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/serve"
 )
@@ -115,54 +117,122 @@ func (d *runningDaemon) load(workers int, urls []string, stop <-chan struct{}, c
 	return res, &wg
 }
 
-// TestFaultDatabaseRestart stops MariaDB under load and starts it again:
-// the known domains are answered all along (from the snapshot, and from
-// the domains carried forward by the refreshes during the outage).
+// A domainServer is a server Postfix's domain table can live in, for the
+// restart fault test: MariaDB, PostgreSQL or slapd, with the domains
+// example.com, example.net and example.org.
+type domainServer struct {
+	name string
+	// start starts a private server and writes the domain table into the
+	// mail host at root; it returns the daemon's flags for reaching the
+	// server, and how to stop and start it and add a domain.
+	start func(t *testing.T, root string) (flags []string, stop, restart func(), add func(domain string))
+}
+
+var domainServers = []domainServer{
+	{"mysql", func(t *testing.T, root string) ([]string, func(), func(), func(string)) {
+		db := mariadbtest.Start(t)
+		dbName := db.NewDatabase(t)
+		db.Exec(t, "CREATE TABLE "+dbName+".domain (domain VARCHAR(255) PRIMARY KEY, active TINYINT NOT NULL DEFAULT 1);"+
+			"INSERT INTO "+dbName+".domain (domain) VALUES ('example.com'), ('example.net'), ('example.org')")
+		db.GrantUser(t, "vmail", "secret", dbName)
+		mailHost(t, root, dbName)
+		add := func(d string) { db.Exec(t, "INSERT INTO "+dbName+".domain (domain) VALUES ('"+d+"')") }
+		return []string{"--mysql-socket", db.Socket()}, func() { db.Stop(t) }, func() { db.Restart(t) }, add
+	}},
+	{"pgsql", func(t *testing.T, root string) ([]string, func(), func(), func(string)) {
+		db := pgtest.Start(t)
+		dbName := db.NewDatabase(t)
+		db.ExecDB(t, dbName, "CREATE TABLE domain (domain varchar(255) PRIMARY KEY, active smallint NOT NULL DEFAULT 1);"+
+			"INSERT INTO domain (domain) VALUES ('example.com'), ('example.net'), ('example.org')")
+		db.CreateUser(t, "vmail", "secret")
+		db.GrantRead(t, "vmail", dbName)
+		mailHost(t, root, dbName)
+		useTable(t, root, "pgsql", "hosts = 127.0.0.1:5432\nuser = vmail\npassword = secret\ndbname = "+dbName+"\n"+
+			"query = SELECT domain FROM domain WHERE domain='%s' AND active = 1\n")
+		add := func(d string) { db.ExecDB(t, dbName, "INSERT INTO domain (domain) VALUES ('"+d+"')") }
+		return []string{"--pgsql-host", db.Addr()}, func() { db.Stop(t) }, func() { db.Restart(t) }, add
+	}},
+	{"ldap", func(t *testing.T, root string) ([]string, func(), func(), func(string)) {
+		entry := func(d string) string {
+			return "dn: associatedDomain=" + d + ",ou=domains,dc=example,dc=com\nobjectClass: organizationalUnit\n" +
+				"objectClass: domainRelatedObject\nou: " + d + "\nassociatedDomain: " + d + "\n"
+		}
+		ldif := filepath.Join(t.TempDir(), "domains.ldif")
+		writeTestFile(t, ldif, "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: example\n\n"+
+			"dn: ou=domains,dc=example,dc=com\nobjectClass: organizationalUnit\nou: domains\n\n"+
+			entry("example.com")+"\n"+entry("example.net")+"\n"+entry("example.org"))
+		dir := slapdtest.Start(t, slapdtest.Config{LDIF: []string{ldif}})
+		mailHost(t, root, "unused")
+		useTable(t, root, "ldap", "server_host = ldap://127.0.0.1:389/\nversion = 3\nbind = yes\n"+
+			"bind_dn = "+dir.RootDN()+"\nbind_pw = "+dir.RootPW()+"\nsearch_base = ou=domains,dc=example,dc=com\n"+
+			"scope = one\nquery_filter = (associatedDomain=%s)\nresult_attribute = associatedDomain\n")
+		add := func(d string) { dir.Add(t, entry(d)) }
+		return []string{"--ldap-uri", dir.URL()}, func() { dir.Stop(t) }, func() { dir.Start(t) }, add
+	}},
+}
+
+// useTable makes mailHost's domain table a typ table with the lookup file
+// cf.
+func useTable(t *testing.T, root, typ, cf string) {
+	t.Helper()
+	mainCF := filepath.Join(root, "etc/postfix/main.cf")
+	b, err := os.ReadFile(mainCF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, mainCF, strings.Replace(string(b), "mysql:/etc/postfix/sql/domains.cf", typ+":/etc/postfix/sql/domains.cf", 1))
+	writeTestFile(t, filepath.Join(root, "etc/postfix/sql/domains.cf"), cf)
+}
+
+// TestFaultDatabaseRestart stops the domain table's server (MariaDB,
+// PostgreSQL, slapd) under load and starts it again: the known domains are
+// answered all along (from the snapshot, and from the domains carried
+// forward by the refreshes during the outage), and once the server is back
+// a domain added to it is served.
 func TestFaultDatabaseRestart(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
-	start := time.Now()
 	bin := buildDaemon(t)
-	db := mariadbtest.Start(t)
-	dbName := db.NewDatabase(t)
-	db.Exec(t, "CREATE TABLE "+dbName+".domain (domain VARCHAR(255) PRIMARY KEY, active TINYINT NOT NULL DEFAULT 1);"+
-		"INSERT INTO "+dbName+".domain (domain) VALUES ('example.com'), ('example.net'), ('example.org')")
-	db.GrantUser(t, "vmail", "secret", dbName)
-	root := t.TempDir()
-	mailHost(t, root, dbName)
-	d := startDaemon(t, bin, root, "--mysql-socket", db.Socket(), "--refresh", "200ms")
-	if code, body := d.get(t, autoconfigURL); code != 200 {
-		t.Fatalf("first request: %d\n%s", code, body)
-	}
-	_, next := d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=serving 3 domains")
+	for _, server := range domainServers {
+		t.Run(server.name, func(t *testing.T) {
+			start := time.Now()
+			root := t.TempDir()
+			flags, stopServer, restartServer, addDomain := server.start(t, root)
+			d := startDaemon(t, bin, root, append(flags, "--refresh", "200ms")...)
+			if code, body := d.get(t, autoconfigURL); code != 200 {
+				t.Fatalf("first request: %d\n%s", code, body)
+			}
+			_, next := d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=serving 3 domains")
 
-	var urls []string
-	for _, dom := range []string{"example.com", "example.net", "example.org"} {
-		urls = append(urls, "http://autoconfig."+dom+"/mail/config-v1.1.xml?emailaddress=fred%40"+dom,
-			"http://autodiscover."+dom+"/autodiscover/autodiscover.json/v1.0/fred@"+dom+"?Protocol=AutodiscoverV1")
+			var urls []string
+			for _, dom := range []string{"example.com", "example.net", "example.org"} {
+				urls = append(urls, "http://autoconfig."+dom+"/mail/config-v1.1.xml?emailaddress=fred%40"+dom,
+					"http://autodiscover."+dom+"/autodiscover/autodiscover.json/v1.0/fred@"+dom+"?Protocol=AutodiscoverV1")
+			}
+			stop := make(chan struct{})
+			res, wg := d.load(4, urls, stop, nil)
+			time.Sleep(500 * time.Millisecond)
+			stopServer()
+			_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=database unreachable, serving 3 known domains")
+			time.Sleep(500 * time.Millisecond) // more refreshes while it is down
+			restartServer()
+			_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=serving 3 domains")
+			time.Sleep(500 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			if n := res.failed.Load(); n > 0 {
+				t.Errorf("%d of %d requests failed; first: %s", n, res.total.Load(), res.firstFailure)
+			}
+			if res.total.Load() < 200 {
+				t.Errorf("only %d requests were made", res.total.Load())
+			}
+			// The server is used again: a domain added now is found.
+			addDomain("new.example")
+			if code, body := d.get(t, "http://autoconfig.new.example/mail/config-v1.1.xml?emailaddress=a%40new.example"); code != 200 {
+				t.Errorf("a domain added after the restart: %d\n%s", code, body)
+			}
+			t.Logf("%d requests, %d failed, in %v", res.total.Load(), res.failed.Load(), time.Since(start).Round(time.Millisecond))
+		})
 	}
-	stop := make(chan struct{})
-	res, wg := d.load(4, urls, stop, nil)
-	time.Sleep(500 * time.Millisecond)
-	db.Stop(t)
-	_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=database unreachable, serving 3 known domains")
-	time.Sleep(500 * time.Millisecond) // more refreshes while it is down
-	db.Restart(t)
-	_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=serving 3 domains")
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if n := res.failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", n, res.total.Load(), res.firstFailure)
-	}
-	if res.total.Load() < 200 {
-		t.Errorf("only %d requests were made", res.total.Load())
-	}
-	// The database is used again: a domain added now is found.
-	db.Exec(t, "INSERT INTO "+dbName+".domain (domain) VALUES ('new.example')")
-	if code, body := d.get(t, "http://autoconfig.new.example/mail/config-v1.1.xml?emailaddress=a%40new.example"); code != 200 {
-		t.Errorf("a domain added after the restart: %d\n%s", code, body)
-	}
-	t.Logf("%d requests, %d failed, in %v", res.total.Load(), res.failed.Load(), time.Since(start).Round(time.Millisecond))
 }
 
 var portRE = regexp.MustCompile(`<port>(\d+)</port>`)

@@ -119,7 +119,7 @@ func datasetLDIF() string {
 		inet("nul", "cn", "nul", "description", "d:nul", "userPassword", "a\x00b"),
 		inet("ff", "cn", "ff", "description", "d:ff", "userPassword", "\xff"),
 		inet("comma", "cn", "comma", "description", "a,b", "description", "c"),
-		inet("late", "cn", "late", "description", "d:late", "title", "t:late"),
+		inet("latecomer1", "cn", "late", "description", "d:late", "title", "t:late"),
 		entry("uid=al1,ou=Aliases,dc=example,dc=com", "objectClass", "alias", "objectClass", "extensibleObject",
 			"uid", "al1", "aliasedObjectName", keyDN(keyIndex("example.com"))),
 		entry("uid=plain,ou=Aliases,dc=example,dc=com", "objectClass", "inetOrgPerson", "uid", "plain", "sn", "x",

@@ -270,7 +270,7 @@ func foldKey(s string) (folded string, ok bool) {
 	var b strings.Builder
 	for _, r := range s {
 		switch f, special := fullFold[r]; {
-		case special && false:
+		case special:
 			b.WriteString(f)
 		case r >= 0x13A0 && r <= 0x13F5: // Cherokee capitals fold to themselves
 			b.WriteRune(r)
