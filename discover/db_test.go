@@ -2,6 +2,7 @@ package discover
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,63 @@ END;`)
 		}
 		if d, ok := snap.domains["d5000.example"]; ok != (tt.prev != nil) || ok && snap.sources[d.source()] != "/etc/postfix/sql/domains.cf" {
 			t.Errorf("%s: d5000.example hosted = %v (%v)", tt.name, ok, d)
+		}
+	}
+}
+
+// TestAliasTargetsAfterTheListing: an alias domain added after the
+// snapshot was built is found by the per-request lookup with the domain
+// it stands for, so its users are told to log in at the target, whether
+// the table answers the alias with its target (ISPConfig's alias domains:
+// the lookup's result) or with itself (iRedMail: the alias_domain table).
+func TestAliasTargetsAfterTheListing(t *testing.T) {
+	s := mariadbtest.Shared(t)
+	db := s.NewDatabase(t)
+	s.Exec(t, "USE "+mariadbtest.QuoteIdent(db)+`;
+CREATE TABLE domain (domain varchar(255) PRIMARY KEY, active tinyint NOT NULL DEFAULT 1);
+CREATE TABLE alias_domain (alias_domain varchar(255) PRIMARY KEY, target_domain varchar(255) NOT NULL, active tinyint NOT NULL DEFAULT 1);
+CREATE TABLE mail_forwarding (source varchar(255) PRIMARY KEY, destination varchar(255) NOT NULL, type varchar(16) NOT NULL);
+INSERT INTO domain (domain) VALUES ('example.com'), ('example.net');
+INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('listed-alias.example', 'example.com');
+INSERT INTO mail_forwarding VALUES ('@fwd-listed.example', '@example.net', 'aliasdomain');`)
+	s.GrantUser(t, "vmail", "pw", db)
+
+	h := baseHost(t)
+	h["/etc/postfix/main.cf"] = strings.Replace(h["/etc/postfix/main.cf"],
+		"virtual_mailbox_domains = example.org example.com",
+		"virtual_mailbox_domains = mysql:/etc/postfix/sql/iredmail.cf\nvirtual_alias_domains = mysql:/etc/postfix/sql/ispconfig.cf", 1)
+	conn := "hosts = unix:" + s.Socket() + "\nuser = vmail\npassword = pw\ndbname = " + db + "\n"
+	h["/etc/postfix/sql/iredmail.cf"] = conn + "query = (SELECT domain FROM domain WHERE domain='%s' AND active=1)" +
+		" UNION (SELECT alias_domain FROM alias_domain WHERE alias_domain='%s' AND active=1)\n"
+	// ISPConfig's mysql-virtual_alias_domains.cf shape: the key inside
+	// '@%s', the result the target domain.
+	h["/etc/postfix/sql/ispconfig.cf"] = conn + "query = SELECT SUBSTRING_INDEX(destination, '@', -1) FROM mail_forwarding" +
+		" WHERE source = '@%s' AND type = 'aliasdomain'\n"
+	root := writeRoot(t, h)
+	snap, err := Build(context.Background(), Options{Root: root, MySQL: sqltable.Options{ConnectTimeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snap.Close() })
+	if !snap.DomainsListed() {
+		t.Fatalf("DomainsListed() = false: %q", snap.Warnings())
+	}
+	got := map[string]string{}
+	for _, d := range snap.Domains() {
+		got[d.Name] = d.AliasOf
+	}
+	want := map[string]string{"example.com": "", "example.net": "", "listed-alias.example": "example.com", "fwd-listed.example": "example.net"}
+	if !maps.Equal(got, want) {
+		t.Errorf("listed domains and their targets = %v, want %v", got, want)
+	}
+
+	s.Exec(t, "USE "+mariadbtest.QuoteIdent(db)+`;
+INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('new-alias.example', 'example.com');
+INSERT INTO mail_forwarding VALUES ('@fwd-new.example', '@Example.NET', 'aliasdomain');`)
+	for name, target := range map[string]string{"new-alias.example": "example.com", "fwd-new.example": "example.net", "example.com": ""} {
+		d, ok, err := snap.Lookup(context.Background(), name)
+		if err != nil || !ok || d.AliasOf != target {
+			t.Errorf("Lookup(%s) = %+v, %v, %v; want hosted, alias of %q", name, d, ok, err, target)
 		}
 	}
 }

@@ -403,7 +403,6 @@ func (v *values) walk(entries []*ldap.Entry, depth int) {
 				break
 			}
 		}
-		isLeaf = true
 		if !isTerminal && t.numLeaf > 0 {
 			for i := t.numAttributes; i < len(t.attrs); i++ {
 				vals := attrValues(e, t.attrs[i])
