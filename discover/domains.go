@@ -265,7 +265,8 @@ func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool
 	case errors.Is(err, sqltable.ErrNoListing) || errors.Is(err, ldaptable.ErrNoListing):
 		b.warn("%s: %s: %v; each domain is looked up in the database when a client asks", param, where, err)
 		b.snap.listed = false
-		return
+		// Reading the alias_domain table below also tells the per-request
+		// lookups once whether there is one.
 	case err != nil:
 		b.snap.listed = false
 		b.snap.unreachable = append(b.snap.unreachable, t.Name)

@@ -56,13 +56,16 @@ type Config struct {
 	// Extra lines are appended to the global part of the configuration,
 	// before the first "database" line (limits, ACLs).
 	Extra string
+	// Debug is slapd's -d level ("0" when empty); "stats" logs every
+	// operation, with the filter of each search, to Log.
+	Debug string
 	// TLSCertFile and TLSKeyFile, when set, give the server a certificate:
 	// it then offers STARTTLS and listens on ldaps:// too (LDAPS).
 	TLSCertFile, TLSKeyFile string
 }
 
 func (c Config) key() string {
-	return strings.Join(append([]string{c.Template, c.Set, c.Extra, c.TLSCertFile, c.TLSKeyFile}, c.LDIF...), "\x00")
+	return strings.Join(append([]string{c.Template, c.Set, c.Extra, c.Debug, c.TLSCertFile, c.TLSKeyFile}, c.LDIF...), "\x00")
 }
 
 // DefaultTemplate is the configuration used when Config.Template is empty:
@@ -108,6 +111,7 @@ type Server struct {
 	tlsAddr string // 127.0.0.1:port of ldaps://, "" without TLS
 	rootDN  string
 	rootPW  string
+	debug   string // slapd -d level
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -192,6 +196,10 @@ func start(c Config) (*Server, error) {
 		conf:   filepath.Join(dir, "slapd.conf"),
 		log:    filepath.Join(dir, "slapd.log"),
 		socket: filepath.Join(dir, "ldapi"),
+		debug:  c.Debug,
+	}
+	if s.debug == "" {
+		s.debug = "0"
 	}
 	text := strings.NewReplacer("@SCHEMA@", SchemaDir, "@SET@", c.Set, "@RUN@", dir).Replace(tmpl)
 	extra := c.Extra
@@ -280,7 +288,7 @@ func (s *Server) run() error {
 	if s.tlsAddr != "" {
 		listen += " " + s.LDAPS()
 	}
-	cmd := exec.Command(slapd, "-f", s.conf, "-h", listen, "-d", "0")
+	cmd := exec.Command(slapd, "-f", s.conf, "-h", listen, "-d", s.debug)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The server must not outlive the test binary, even when the binary
@@ -332,6 +340,12 @@ func (s *Server) logTail() string {
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
+	return string(b)
+}
+
+// Log returns what slapd logged so far (see Config.Debug).
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.log)
 	return string(b)
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +218,9 @@ func (t *Table) connect(ctx context.Context, s *server) (*ldap.Conn, error) {
 		}
 		cfg = cfg.Clone()
 		cfg.ServerName = s.host
+		if t.tlsFiles.require {
+			cfg.VerifyConnection = verifyPeer(cfg.RootCAs, tlsName(s.host))
+		}
 		if t.startTLS && !s.ldaps {
 			if err := t.exchange(nc, 1, startTLSRequest(), "STARTTLS"); err != nil {
 				return nil, err
@@ -339,11 +343,11 @@ type tlsFiles struct {
 
 // loadTLS builds the TLS client configuration of libldap's settings:
 // tls_require_cert = no (the default) checks nothing, as
-// LDAP_OPT_X_TLS_NEVER; yes checks the chain against tls_ca_cert_file or
-// the files of tls_ca_cert_dir (the system roots when neither is set) and
-// the server's name.
+// LDAP_OPT_X_TLS_NEVER; yes checks the chain against tls_ca_cert_file and
+// the files of tls_ca_cert_dir (the system roots when neither is set),
+// and the server's name (see verifyPeer).
 func loadTLS(root hostfs.Root, f tlsFiles) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
 	if f.cert != "" || f.key != "" {
 		certPEM, err := root.ReadFile(f.cert)
 		if err != nil {
@@ -359,12 +363,8 @@ func loadTLS(root hostfs.Root, f tlsFiles) (*tls.Config, error) {
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
-	if !f.require {
-		c.InsecureSkipVerify = true
-		return c, nil
-	}
-	if f.caFile == "" && f.caDir == "" {
-		return c, nil // the system roots
+	if !f.require || f.caFile == "" && f.caDir == "" {
+		return c, nil // no checks, or the system roots
 	}
 	pool := x509.NewCertPool()
 	if f.caFile != "" {
@@ -386,4 +386,68 @@ func loadTLS(root hostfs.Root, f tlsFiles) (*tls.Config, error) {
 	}
 	c.RootCAs = pool
 	return c, nil
+}
+
+// verifyPeer checks a server's certificate as libldap does with
+// tls_require_cert = yes: a chain to roots (nil: the system's), and name
+// among the certificate's DNS names (a "*." wildcard standing for one
+// label) or IP addresses, or its common name.
+func verifyPeer(roots *x509.CertPool, name string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the server sent no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return err
+		}
+		if ip := net.ParseIP(name); ip != nil {
+			for _, a := range leaf.IPAddresses {
+				if a.Equal(ip) {
+					return nil
+				}
+			}
+		} else {
+			for _, d := range leaf.DNSNames {
+				if hostMatch(d, name) {
+					return nil
+				}
+			}
+		}
+		if hostMatch(leaf.Subject.CommonName, name) {
+			return nil
+		}
+		return fmt.Errorf("hostname (%s) does not match the certificate", name)
+	}
+}
+
+func hostMatch(pattern, name string) bool {
+	if strings.EqualFold(pattern, name) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(pattern, "*.")
+	_, nameRest, dot := strings.Cut(name, ".")
+	return ok && dot && strings.EqualFold(rest, nameRest)
+}
+
+// tlsName is the name libldap checks the certificate of server host
+// against: the host of the URL, except that for localhost it is this
+// machine's own name.
+func tlsName(host string) string {
+	if host != "" && !strings.EqualFold(host, "localhost") {
+		return host
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	if c, err := net.LookupCNAME(h); err == nil && c != "" {
+		return strings.TrimSuffix(c, ".")
+	}
+	return h
 }

@@ -67,7 +67,7 @@ func parseFilter(s string) (*filter, error) {
 const maxFilterDepth = 100
 
 // isSpace is libldap's LDAP_SPACE.
-func isSpace(c byte) bool { return c == ' ' || c == '\n' }
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
 
 // parseTop is ldap_pvt_put_filter: one filter, optionally parenthesized,
 // optionally preceded by spaces, nothing after it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -84,6 +85,11 @@ func deriveListing(tmpl *templates) (*listing, bool, error) {
 	return l, false, nil
 }
 
+// withKey renders f with %s for the key, for messages.
+func withKey(f *filter) string {
+	return strings.ReplaceAll(f.String(), escapeValue(keyMarker), "%s")
+}
+
 func usesKey(f *filter) bool {
 	s := f.attr + f.value + f.initial + f.final + f.rule + strings.Join(f.any, "")
 	return strings.Contains(s, keyMarker)
@@ -111,11 +117,11 @@ func (l *listing) relax(f *filter, positive bool) (*filter, error) {
 	}
 	switch {
 	case f.op == opExt && (f.attr == "" || f.dnAttrs):
-		return nil, noListing("the key is used in the extensible match %s", f)
+		return nil, noListing("the key is used in the extensible match %s", withKey(f))
 	case f.op != opEqual && f.op != opExt:
-		return nil, noListing("the key is used in %s, not in an equality match", strings.ReplaceAll(f.String(), keyMarker, "%s"))
+		return nil, noListing("the key is used in %s, not in an equality match", withKey(f))
 	case strings.Count(f.value, keyMarker) != 1 || strings.Contains(f.attr+f.rule, keyMarker):
-		return nil, noListing("the key is used more than once in %s", strings.ReplaceAll(f.String(), keyMarker, "%s"))
+		return nil, noListing("the key is used more than once in %s", withKey(f))
 	}
 	pre, suf, _ := strings.Cut(f.value, keyMarker)
 	if !slices.Contains(l.affixes, affix{pre, suf}) {
@@ -218,7 +224,9 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 		clear(seen)
 		entries, err := t.searchPaged(ctx, c, l.base, l.filter, l.attrs)
 		if code := ldapCode(err); code == ldap.LDAPResultSizeLimitExceeded {
-			return describe(fmt.Sprintf("listing stopped by the server's size limit after %d entries (allow bind_dn more, e.g. slapd's \"limits dn.exact=%q size=unlimited\")", len(entries), t.bindDN), err)
+			return describe(fmt.Sprintf("listing stopped by the server's size limit after %d entries "+
+				"(let bind_dn read more: slapd.conf \"sizelimit unlimited\", as iRedMail sets, or \"limits dn.exact=%s size=unlimited\")",
+				len(entries), strconv.Quote(t.bindDN)), err)
 		} else if code >= 0 {
 			return describe("listing", err)
 		} else if err != nil {

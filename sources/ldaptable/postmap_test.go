@@ -3,7 +3,9 @@ package ldaptable
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +35,7 @@ func needPostmapLDAP(t *testing.T) string {
 // postmapProcs bounds the postmap processes running at once. A postmap
 // whose lookup fails sleeps a second before it exits (Postfix's
 // msg_fatal), so they are run side by side.
-var postmapProcs = make(chan struct{}, 16)
+var postmapProcs = make(chan struct{}, 24)
 
 // postmapRun asks postmap for keys, one per line; failed reports a lookup
 // error, after which postmap asks no more.
@@ -141,7 +143,7 @@ type diffSpec struct {
 }
 
 // fewKeys are asked of tables where every lookup fails.
-var fewKeys = []string{"example.com", "user@example.com", "*)(objectclass=*", "\xff", "@example.com", "Straße"}
+var fewKeys = []string{"example.com", "user@example.com", "*)(objectclass=*", "\xff", "@example.com", "Straße", "dup", "no.such.example"}
 
 var diffSpecs = []diffSpec{
 	{body: "search_base = " + keysBase + "\nquery_filter = (cn=%s)\nresult_attribute = description\n"},
@@ -191,7 +193,7 @@ var diffSpecs = []diffSpec{
 	{body: "search_base = " + keysBase + "\nquery_filter = (|(cn=%s)(cn=group3))\nresult_attribute = description\nterminal_result_attribute = mail\nspecial_result_attribute = seeAlso\n"},
 	{body: "search_base = " + keysBase + "\nquery_filter = (|(cn=%s)(cn=late))\nresult_attribute = title\nleaf_result_attribute = description\nspecial_result_attribute = seeAlso\n"},
 	// Limits.
-	{body: "search_base = " + keysBase + "\nquery_filter = (|(cn=%s)(cn=dup))\nresult_attribute = description\nsize_limit = 2\n"},
+	{body: "search_base = " + keysBase + "\nquery_filter = (|(cn=%s)(cn=dup))\nresult_attribute = description\nsize_limit = 2\n", few: true},
 	{body: "search_base = " + keysBase + "\nquery_filter = (cn=%s)\nresult_attribute = description\nsize_limit = 1\n"},
 	{body: "search_base = " + keysBase + "\nquery_filter = (cn=%s)\nresult_attribute = description\nexpansion_limit = 2\n"},
 	{body: "search_base = " + keysBase + "\nquery_filter = (cn=%s)\nresult_attribute = description\nexpansion_limit = 1\nsize_limit = 0\n"},
@@ -295,6 +297,14 @@ func TestPostmapDifferentialCorpus(t *testing.T) {
 	}, hostileKeys...)
 	serverHost := regexp.MustCompile(`(?m)^server_host\s*=.*$`)
 	dir := t.TempDir()
+	type result struct {
+		path    string
+		tb      *Table
+		postmap map[string]string
+		err     error
+	}
+	var results []*result
+	var wg sync.WaitGroup
 	for _, f := range files {
 		b, err := root.ReadFile(f)
 		if err != nil {
@@ -310,27 +320,82 @@ func TestPostmapDifferentialCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := postmapAnswers(postmap, cf, keys, func(k string) bool {
-			a, _ := lookupAnswer(tb, k)
-			return a == "ERROR"
-		})
-		if err != nil {
-			t.Fatal(err)
+		defer tb.Close()
+		r := &result{path: f, tb: tb}
+		results = append(results, r)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.postmap, r.err = postmapAnswers(postmap, cf, keys, func(k string) bool {
+				a, _ := lookupAnswer(tb, k)
+				return a == "ERROR"
+			})
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
 		}
 		hits := 0
 		for _, k := range keys {
-			got, err := lookupAnswer(tb, k)
-			if got != want[k] {
-				t.Errorf("%s: Lookup(%q) = %q (err %v), postmap says %q", f, k, got, err, want[k])
+			got, err := lookupAnswer(r.tb, k)
+			if got != r.postmap[k] {
+				t.Errorf("%s: Lookup(%q) = %q (err %v), postmap says %q", r.path, k, got, err, r.postmap[k])
 			}
 			if got != "" {
 				hits++
 			}
 		}
-		tb.Close()
-		t.Logf("%s: %d keys answered", f, hits)
+		t.Logf("%s: %d keys answered", r.path, hits)
 	}
 	if _, err := os.Stat(filepath.Join(corpusSet, "ldap", "ldap-seed.ldif")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPostmapDifferentialDeadServer compares the answers when no server
+// answers: Postfix connects before it decides whether to search, so only
+// keys it refuses earlier (not UTF-8, outside "domain") escape the error.
+func TestPostmapDifferentialDeadServer(t *testing.T) {
+	postmap := needPostmapLDAP(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ldap://" + l.Addr().String()
+	l.Close()
+	keys := []string{"example.com", "user@example.com", "\xff", "@example.com", "user@other.example", "a@b.c.d"}
+	specs := []string{
+		"query_filter = (cn=%s)\n",
+		"query_filter = (cn=%d)\n",
+		"search_base = cn=%2,dc=example,dc=com\nquery_filter = (cn=%u)\n",
+		"query_filter = (cn=%s)\ndomain = example.com\n",
+	}
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, len(specs))
+	for i, sp := range specs {
+		text := "server_host = " + dead + "\nbind = no\n" + sp
+		cf := writeCF(t, dir, fmt.Sprintf("dead%d.cf", i), text)
+		tb := openCF(t, text, Options{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want, err := postmapAnswers(postmap, cf, keys, func(string) bool { return true })
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for _, k := range keys {
+				if got, err := lookupAnswer(tb, k); got != want[k] {
+					errs[i] = errors.Join(errs[i], fmt.Errorf("table %q: Lookup(%q) = %q (%v), postmap says %q", sp, k, got, err, want[k]))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Error(err)
 	}
 }

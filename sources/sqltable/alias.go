@@ -16,9 +16,23 @@ var ErrNoAliasTable = errors.New("no alias_domain table")
 // PostfixAdmin both keep (columns alias_domain and target_domain),
 // restricted to active = '1' when that column exists (a quoted '1' also
 // reads as true where active is a boolean, as in PostfixAdmin's PostgreSQL
-// schema), or an error wrapping
-// ErrNoAliasTable.
+// schema), or an error wrapping ErrNoAliasTable. The answer is kept for the
+// Table's life (a snapshot's), so that a per-request AliasTarget costs one
+// query; a failure to find out is not kept.
 func (t *Table) aliasQuery(ctx context.Context) (string, error) {
+	t.aliasMu.Lock()
+	defer t.aliasMu.Unlock()
+	if t.aliasKnown {
+		return t.aliasSQL, t.aliasErr
+	}
+	q, err := t.findAliasQuery(ctx)
+	if err == nil || errors.Is(err, ErrNoAliasTable) {
+		t.aliasKnown, t.aliasSQL, t.aliasErr = true, q, err
+	}
+	return q, err
+}
+
+func (t *Table) findAliasQuery(ctx context.Context) (string, error) {
 	cols, err := t.query(ctx, t.dialect.columnsQuery("alias_domain"))
 	if err != nil {
 		return "", err

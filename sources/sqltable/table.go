@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
@@ -71,6 +72,11 @@ type Table struct {
 	endpoints      []endpoint // in the order they are tried
 	firstOnly      bool       // only the first column of a row is a result (sqlite)
 	asciiFold      bool       // keys are folded in ASCII only (smtputf8_enable = no)
+
+	aliasMu    sync.Mutex // guards the alias_domain query, found once (aliasQuery)
+	aliasKnown bool
+	aliasSQL   string
+	aliasErr   error
 }
 
 // An endpoint is one database server a table can be queried on.
