@@ -70,14 +70,11 @@ type shown struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	mariadbtest.CloseShared()
-	pgtest.CloseShared()
-	slapdtest.CloseShared()
-	if daemonBinary.dir != "" {
-		os.RemoveAll(daemonBinary.dir)
-	}
-	os.Exit(code)
+	testtool.Main(m, mariadbtest.CloseShared, pgtest.CloseShared, slapdtest.CloseShared, func() {
+		if daemonBinary.dir != "" {
+			os.RemoveAll(daemonBinary.dir)
+		}
+	})
 }
 
 var loadCorpusOnce sync.Once

@@ -274,15 +274,7 @@ func (s *Server) stop() error {
 	if db != nil {
 		db.Close()
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(readyTimeout):
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-	return fmt.Errorf("mariadbd did not stop within %s; killed", readyTimeout)
+	return testtool.StopProcess("mariadbd", cmd, done, syscall.SIGTERM, readyTimeout)
 }
 
 // Restart starts the stopped server again on the same data directory and

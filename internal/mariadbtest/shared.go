@@ -3,61 +3,39 @@ package mariadbtest
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
-var shared struct {
-	once sync.Once
-	s    *Server
-	err  error
-}
+// shared holds the test binary's one server.
+var shared testtool.Servers[*Server]
 
 // Main runs the tests of a package that uses Shared, then stops the shared
-// server and removes its files. Call it from TestMain:
-//
-//	func TestMain(m *testing.M) { mariadbtest.Main(m) }
-func Main(m *testing.M) { os.Exit(Run(m)) }
+// server: func TestMain(m *testing.M) { mariadbtest.Main(m) }. A package that
+// uses several harnesses calls testtool.Main with each one's CloseShared.
+func Main(m *testing.M) { testtool.Main(m, CloseShared) }
 
-// Run is Main for a TestMain with more to clean up: it returns the exit
-// code instead of exiting.
-func Run(m *testing.M) int {
-	code := m.Run()
-	CloseShared()
-	return code
-}
-
-// CloseShared stops the shared server, if one was started, and removes
-// its files: for a TestMain that uses several harnesses' shared servers
-// and so cannot call each one's Run.
-//
-//	code := m.Run()
-//	mariadbtest.CloseShared()
-//	pgtest.CloseShared()
-func CloseShared() {
-	if shared.s != nil {
-		shared.s.close()
-	}
-}
+// CloseShared stops the shared server, if started, and removes its files.
+func CloseShared() { shared.Close((*Server).close) }
 
 // Shared returns the test binary's one server, starting it on first use.
 // Never Stop it: tests that stop a server use Start. Without Main the
 // server is killed when the binary exits, but its files stay behind.
 func Shared(t testing.TB) *Server {
 	t.Helper()
-	shared.once.Do(func() { shared.s, shared.err = start() })
-	if errors.Is(shared.err, exec.ErrNotFound) {
-		missing(t, "mariadbd", shared.err)
+	s, err := shared.Get("", start)
+	if errors.Is(err, exec.ErrNotFound) {
+		missing(t, "mariadbd", err)
 	}
-	if shared.err != nil {
-		t.Fatalf("mariadbtest: %v", shared.err)
+	if err != nil {
+		t.Fatalf("mariadbtest: %v", err)
 	}
-	return shared.s
+	return s
 }
 
 var dbSeq atomic.Int64

@@ -459,15 +459,7 @@ func (s *Server) stop() error {
 	if cmd == nil {
 		return nil
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGINT) // fast shutdown
-	select {
-	case <-done:
-		return nil
-	case <-time.After(readyTimeout):
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-	return fmt.Errorf("postgres did not stop within %s; killed", readyTimeout)
+	return testtool.StopProcess("postgres", cmd, done, syscall.SIGINT, readyTimeout) // SIGINT: fast shutdown
 }
 
 // Restart starts the server again on the same cluster, port and socket

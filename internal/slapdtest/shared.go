@@ -1,49 +1,21 @@
 package slapdtest
 
 import (
-	"os"
-	"sync"
 	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
-var shared struct {
-	mu      sync.Mutex
-	servers map[string]*sharedServer
-}
-
-type sharedServer struct {
-	once sync.Once
-	s    *Server
-	err  error
-}
+// shared holds the test binary's servers, one per Config.
+var shared testtool.Servers[*Server]
 
 // Main runs the tests of a package that uses Shared, then stops the shared
-// servers and removes their files. Call it from TestMain:
-//
-//	func TestMain(m *testing.M) { slapdtest.Main(m) }
-func Main(m *testing.M) { os.Exit(Run(m)) }
+// servers: func TestMain(m *testing.M) { slapdtest.Main(m) }. A package that
+// uses several harnesses calls testtool.Main with each one's CloseShared.
+func Main(m *testing.M) { testtool.Main(m, CloseShared) }
 
-// Run is Main for a TestMain with more to clean up: it returns the exit
-// code instead of exiting.
-func Run(m *testing.M) int {
-	code := m.Run()
-	CloseShared()
-	return code
-}
-
-// CloseShared stops the shared servers, if any were started, and removes
-// their files: for a TestMain that uses several harnesses' shared servers
-// and so cannot call each one's Run.
-func CloseShared() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	for _, ss := range shared.servers {
-		if ss.s != nil {
-			ss.s.close()
-		}
-	}
-	shared.servers = nil
-}
+// CloseShared stops the shared servers, if started, and removes their files.
+func CloseShared() { shared.Close((*Server).close) }
 
 // Shared returns the test binary's one server for c, starting it on first
 // use. Never Stop it, and add entries only under names no other test uses:
@@ -51,19 +23,9 @@ func CloseShared() {
 // when the binary exits, but its files stay behind.
 func Shared(t testing.TB, c Config) *Server {
 	t.Helper()
-	shared.mu.Lock()
-	if shared.servers == nil {
-		shared.servers = map[string]*sharedServer{}
+	s, err := shared.Get(c.key(), func() (*Server, error) { return start(c) })
+	if err != nil {
+		fail(t, err)
 	}
-	ss := shared.servers[c.key()]
-	if ss == nil {
-		ss = &sharedServer{}
-		shared.servers[c.key()] = ss
-	}
-	shared.mu.Unlock()
-	ss.once.Do(func() { ss.s, ss.err = start(c) })
-	if ss.err != nil {
-		fail(t, ss.err)
-	}
-	return ss.s
+	return s
 }

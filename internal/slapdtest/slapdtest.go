@@ -399,15 +399,7 @@ func (s *Server) stop() error {
 	if cmd == nil {
 		return nil
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(readyTimeout):
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-	return fmt.Errorf("slapd did not stop within %s; killed", readyTimeout)
+	return testtool.StopProcess("slapd", cmd, done, syscall.SIGTERM, readyTimeout)
 }
 
 // Start starts the stopped server again, on the same address and data.
