@@ -35,7 +35,7 @@ const (
 
 // A Result is the outcome of one check.
 type Result struct {
-	Group  string `json:"group"`  // "dns", "https" or "mail"
+	Group  string `json:"group"`  // "domains", "dns", "https" or "mail"
 	Name   string `json:"name"`   // what was checked: "SRV _imaps._tcp.example.com"
 	Status Status `json:"status"` // "ok", "warn" or "FAIL"
 	Detail string `json:"detail"` // what was found
@@ -83,8 +83,8 @@ type run struct {
 	now      time.Time
 }
 
-// Run performs every check and returns the results in a fixed order: DNS,
-// then HTTPS, then the mail endpoints. It fails only when the snapshot
+// Run performs every check and returns the results in a fixed order: the
+// domain sources' warnings, DNS, then HTTPS, then the mail endpoints. It fails only when the snapshot
 // cannot give the records to check (no host name).
 func Run(ctx context.Context, opt Options) ([]Result, error) {
 	r, err := newRun(opt)
@@ -94,6 +94,11 @@ func Run(ctx context.Context, opt Options) ([]Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opt.Total)
 	defer cancel()
 	var jobs []job
+	// What keeps domains from being listed comes first: the checks below
+	// cover only the domains the snapshot knows.
+	for _, w := range r.opt.Snapshot.DomainWarnings() {
+		jobs = append(jobs, constant(Result{Group: "domains", Name: "hosted domains", Status: Warn, Detail: w}))
+	}
 	if pre := r.resolverAlive(ctx); pre != nil {
 		jobs = append(jobs, constant(*pre))
 	} else {

@@ -90,7 +90,9 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	b.loadCertificates()
 	b.chooseHostnames()
 	b.buildEndpoints()
+	before := len(b.snap.warnings)
 	b.buildDomains(ctx)
+	b.snap.domainWarnings = slices.Clone(b.snap.warnings[before:])
 
 	s := b.snap
 	sort.Strings(s.files)

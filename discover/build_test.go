@@ -351,6 +351,9 @@ func TestUnsupportedTableTypes(t *testing.T) {
 					n++
 				}
 			}
+			if dw := s.DomainWarnings(); len(dw) != 1 || !strings.Contains(dw[0], typ+":/etc/postfix/x") {
+				t.Errorf("DomainWarnings() = %q, want the one about %s", dw, typ)
+			}
 			if n != 1 || s.DomainsListed() {
 				t.Errorf("warnings = %q (%d about %s), DomainsListed() = %v; want one warning, false", s.Warnings(), n, typ, s.DomainsListed())
 			}

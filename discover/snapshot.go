@@ -94,6 +94,8 @@ type Snapshot struct {
 	endpoints []Endpoint        // best first
 	certs     []Certificate
 	warnings  []string
+	// domainWarnings are the warnings about domain sources (a subset).
+	domainWarnings []string
 
 	// lookups answer for domains that the enumerated list lacks: every
 	// database table, listed or not.
@@ -208,6 +210,12 @@ func (s *Snapshot) Certificates() []Certificate { return slices.Clone(s.certs) }
 
 // Warnings returns what the admin should know, one sentence each.
 func (s *Snapshot) Warnings() []string { return slices.Clone(s.warnings) }
+
+// DomainWarnings returns the warnings about the sources of hosted domains:
+// a table that cannot be read, listed or reached, a table type that
+// cannot be read at all (naming its file:line), a stale compiled table.
+// They are also among Warnings.
+func (s *Snapshot) DomainWarnings() []string { return slices.Clone(s.domainWarnings) }
 
 // Files returns the host paths of every file the Snapshot was built from,
 // sorted: configuration files and their includes, lookup tables (and

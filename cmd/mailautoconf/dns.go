@@ -38,6 +38,11 @@ func runDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer snap.Close()
+	// The records cover the domains the snapshot lists: say what kept
+	// others from being listed.
+	for _, w := range snap.DomainWarnings() {
+		fmt.Fprintf(stderr, "dns: warning: %s\n", w)
+	}
 
 	domains, err := hostedDomains(ctx, snap, fs.Args())
 	if err != nil {

@@ -180,3 +180,34 @@ func keys(m map[string]string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestDNSWarnsAboutDomainTables: dns covers the domains the snapshot
+// lists, and says on stderr which domain table kept others out, naming the
+// table type and main.cf's line; check reports the same as a warning.
+func TestDNSWarnsAboutDomainTables(t *testing.T) {
+	root := t.TempDir()
+	staticHost(t, root)
+	mainCF := filepath.Join(root, "etc/postfix/main.cf")
+	b, err := os.ReadFile(mainCF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, mainCF, strings.Replace(string(b), "example.com, example.net", "example.com, socketmap:unix:/run/x.sock:domains", 1))
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"dns", "--root", root}, &stdout, &stderr); err != nil {
+		t.Fatalf("dns: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "dns: warning: virtual_mailbox_domains: socketmap:unix:/run/x.sock:domains (/etc/postfix/main.cf:") ||
+		!strings.Contains(stderr.String(), "supported: ") {
+		t.Errorf("dns stderr = %q, want a warning naming the socketmap table, main.cf's line and the supported types", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "example.com") {
+		t.Errorf("dns stdout lacks example.com:\n%s", stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	run(context.Background(), []string{"check", "--root", root, "--resolver", "127.0.0.1:1", "--timeout", "1s", "example.com"}, &stdout, &stderr)
+	if !strings.Contains(stdout.String(), "warn  domains  hosted domains: virtual_mailbox_domains: socketmap:") {
+		t.Errorf("check output lacks the domain table warning:\n%s", stdout.String())
+	}
+}
