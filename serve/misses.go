@@ -246,6 +246,9 @@ func (g *MissGuard) land(key flightKey, f *flight) {
 	default:
 		delete(g.asked, key.name)
 		delete(g.asked0, key.name)
+		if h, ok := g.hosted[key.name]; ok && h.gen > key.gen {
+			return // an older Site's answer: a newer one found it hosted
+		}
 		delete(g.hosted, key.name)
 		g.missed(key.name, now)
 	}

@@ -321,3 +321,37 @@ func TestMissGuardBounded(t *testing.T) {
 		t.Errorf("remembered %d refused names; capacity %d", n, capacity)
 	}
 }
+
+// TestMissGuardStaleMiss: an old Site's lookup that lands "not hosted"
+// after a newer Site's found the name hosted (the row was added in
+// between) neither wipes the newer answer nor caches a miss.
+func TestMissGuardStaleMiss(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	g := newGuard(clk, 20, 40, time.Minute, 100)
+	oldGen, newGen := g.generation(), g.generation()
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		g.lookup(context.Background(), oldGen, "new.example", func(context.Context, string) (discover.Domain, bool, error) {
+			<-release // the old snapshot's query ran before the row was committed
+			return discover.Domain{}, false, nil
+		})
+		close(done)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_, found, _ := g.lookup(context.Background(), newGen, "new.example", func(context.Context, string) (discover.Domain, bool, error) {
+		return discover.Domain{Name: "new.example"}, true, nil
+	})
+	close(release)
+	<-done
+	clk.advance(time.Second)
+	asked := false
+	_, found2, _ := g.lookup(context.Background(), newGen, "new.example", func(context.Context, string) (discover.Domain, bool, error) {
+		asked = true
+		return discover.Domain{Name: "new.example"}, true, nil
+	})
+	t.Logf("new Site: first %v, then %v (asked db: %v)", found, found2, asked)
+	if !found2 {
+		t.Errorf("new Site answers a hosted domain as unhosted for the TTL after an old Site's stale miss")
+	}
+}
