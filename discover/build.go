@@ -115,6 +115,7 @@ type builder struct {
 	sourceIndex map[string]int  // Snapshot.sources → index
 	arena       strings.Builder // holds the domain names; see intern
 	tableSeen   map[tableUse]bool
+	aliasCand   map[string]string // alias domain → target, before both are known hosted
 }
 
 // tableUse is a lookup table as a source of mailbox or of alias domains.

@@ -99,7 +99,7 @@ CREATE TABLE alias_domain (alias_domain varchar(255) PRIMARY KEY, target_domain 
 CREATE TABLE mail_forwarding (source varchar(255) PRIMARY KEY, destination varchar(255) NOT NULL, type varchar(16) NOT NULL);
 INSERT INTO domain (domain) VALUES ('example.com'), ('example.net');
 INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('listed-alias.example', 'example.com');
-INSERT INTO mail_forwarding VALUES ('@fwd-listed.example', '@example.net', 'aliasdomain');`)
+INSERT INTO mail_forwarding VALUES ('@fwd-listed.example', '@example.net', 'aliasdomain'), ('@fwd-nowhere.example', '@unhosted.example', 'aliasdomain');`)
 	s.GrantUser(t, "vmail", "pw", db)
 
 	h := baseHost(t)
@@ -126,15 +126,17 @@ INSERT INTO mail_forwarding VALUES ('@fwd-listed.example', '@example.net', 'alia
 	for _, d := range snap.Domains() {
 		got[d.Name] = d.AliasOf
 	}
-	want := map[string]string{"example.com": "", "example.net": "", "listed-alias.example": "example.com", "fwd-listed.example": "example.net"}
+	// fwd-nowhere.example's lookup answers unhosted.example, which this
+	// host does not serve: its users are not sent to log in there.
+	want := map[string]string{"example.com": "", "example.net": "", "listed-alias.example": "example.com", "fwd-listed.example": "example.net", "fwd-nowhere.example": ""}
 	if !maps.Equal(got, want) {
 		t.Errorf("listed domains and their targets = %v, want %v", got, want)
 	}
 
 	s.Exec(t, "USE "+mariadbtest.QuoteIdent(db)+`;
 INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('new-alias.example', 'example.com');
-INSERT INTO mail_forwarding VALUES ('@fwd-new.example', '@Example.NET', 'aliasdomain');`)
-	for name, target := range map[string]string{"new-alias.example": "example.com", "fwd-new.example": "example.net", "example.com": ""} {
+INSERT INTO mail_forwarding VALUES ('@fwd-new.example', '@Example.NET', 'aliasdomain'), ('@fwd-new-nowhere.example', '@unhosted.example', 'aliasdomain');`)
+	for name, target := range map[string]string{"new-alias.example": "example.com", "fwd-new.example": "example.net", "example.com": "", "fwd-new-nowhere.example": ""} {
 		d, ok, err := snap.Lookup(context.Background(), name)
 		if err != nil || !ok || d.AliasOf != target {
 			t.Errorf("Lookup(%s) = %+v, %v, %v; want hosted, alias of %q", name, d, ok, err, target)

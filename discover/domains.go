@@ -40,6 +40,7 @@ func (b *builder) buildDomains(ctx context.Context) {
 			b.addTable(ctx, param.name, param.alias, t)
 		}
 	}
+	b.applyAliases()
 	if len(b.snap.domains) == 0 && len(b.snap.lookups) == 0 {
 		b.warn("no hosted domains: virtual_mailbox_domains and virtual_alias_domains are empty, and domains of mydestination (local Unix accounts) are not served")
 	}
@@ -297,11 +298,28 @@ func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool
 	}
 }
 
-// setAliasOf records that the hosted domain a stands for target.
+// setAliasOf records that domain a stands for target, if both turn out
+// hosted (applyAliases); the first table to say so wins.
 func (b *builder) setAliasOf(a, target string) {
 	a, target = strings.ToLower(a), strings.ToLower(target)
-	if _, ok := b.snap.domains[a]; ok && a != target {
-		b.snap.aliasOf[a] = target
+	if _, ok := b.aliasCand[a]; !ok && a != target {
+		if b.aliasCand == nil {
+			b.aliasCand = map[string]string{}
+		}
+		b.aliasCand[a] = target
+	}
+}
+
+// applyAliases keeps the alias targets whose alias and target are both
+// hosted: a table whose lookup answers with some other domain (a
+// transport, a mail server's name) does not make clients log in there.
+func (b *builder) applyAliases() {
+	for a, target := range b.aliasCand {
+		_, aliasOK := b.snap.domains[a]
+		_, targetOK := b.snap.domains[target]
+		if aliasOK && targetOK {
+			b.snap.aliasOf[a] = target
+		}
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
-	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
 // Security is how a client protects an endpoint's connection.
@@ -115,31 +114,28 @@ type domainLookup struct {
 	aliases aliasTable // nil when the table has no alias_domain table
 }
 
-// lookup asks the table about domain as Postfix does, and for a hosted
-// domain names the domain it stands for, if any: the lookup's result when
+// lookup asks the table about domain as Postfix does. For a hosted domain
+// it also returns the domain it may stand for: the lookup's result when
 // that is another domain (LDAP's domainAliasName, ISPConfig's alias
-// domains), else the alias_domain table's row.
-func (l domainLookup) lookup(ctx context.Context, domain string) (d Domain, ok bool, err error) {
+// domains), else the alias_domain table's row; Snapshot.Lookup keeps it
+// only when that domain is hosted too. Not knowing the target (the
+// alias_domain query failed) is no reason to fail the lookup.
+func (l domainLookup) lookup(ctx context.Context, domain string) (d Domain, target string, ok bool, err error) {
 	results, err := l.table.Lookup(ctx, domain)
 	if err != nil || len(results) == 0 {
-		return Domain{}, false, err
+		return Domain{}, "", false, err
 	}
 	d = Domain{Name: domain, Alias: l.alias, Source: l.source}
 	if t, err := normalizeDomain(results[0]); err == nil && t != domain {
-		d.AliasOf = t
-		return d, true, nil
+		return d, t, true, nil
 	}
 	if l.aliases != nil {
 		t, err := l.aliases.AliasTarget(ctx, domain)
-		switch {
-		case errors.Is(err, sqltable.ErrNoAliasTable):
-		case err != nil:
-			return Domain{}, false, err
-		case t != "" && t != domain:
-			d.AliasOf = t
+		if err == nil && t != domain {
+			return d, t, true, nil
 		}
 	}
-	return d, true, nil
+	return d, "", true, nil
 }
 
 // Hostname returns the mail host's name as clients are told it.
@@ -246,12 +242,15 @@ func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, err
 	}
 	var errs []error
 	for _, l := range s.lookups {
-		d, ok, err := l.lookup(ctx, domain)
+		d, target, ok, err := l.lookup(ctx, domain)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if ok {
+			if target != "" && s.hostedTarget(ctx, target) {
+				d.AliasOf = target
+			}
 			return d, true, nil
 		}
 	}
@@ -259,6 +258,21 @@ func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, err
 		return Domain{}, false, errors.Join(errs...)
 	}
 	return Domain{}, false, nil
+}
+
+// hostedTarget reports whether the target of an alias domain found by a
+// per-request lookup is hosted: listed, or found by a table (with no
+// further alias resolution).
+func (s *Snapshot) hostedTarget(ctx context.Context, target string) bool {
+	if _, ok := s.domains[target]; ok {
+		return true
+	}
+	for _, l := range s.lookups {
+		if r, err := l.table.Lookup(ctx, target); err == nil && len(r) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Close releases the database connections the Snapshot's lookups hold.
