@@ -7,7 +7,8 @@
 //
 //	mailautoconf show [--root DIR] [--json] [--mysql-socket PATH] [--pgsql-host H] [--ldap-uri URI]
 //	mailautoconf serve [--root DIR] [--listen ADDR]... [--listen-tls ADDR]...
-//	                   [--mysql-socket PATH] [--refresh 60s] [--exit-idle-after D]
+//	                   [--mysql-socket PATH] [--pgsql-host H] [--ldap-uri URI]
+//	                   [--refresh 60s] [--exit-idle-after D]
 //	mailautoconf dns [--root DIR] [--format zone|json] [DOMAIN...]
 //	mailautoconf check [--root DIR] [--resolver ADDR] [--json] [ADDRESS|DOMAIN...]
 //

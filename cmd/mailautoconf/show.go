@@ -30,7 +30,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.postfixDir, "postfix-dir", "", "Postfix configuration `directory` (default /etc/postfix, or /opt/postfix/conf when only that exists)")
 	fs.StringVar(&c.dovecotConfig, "dovecot-config", "", "Dovecot's main configuration `file` (default /etc/dovecot/dovecot.conf)")
 	fs.StringVar(&c.mysqlSocket, "mysql-socket", "", "reach every MySQL host of Postfix's lookup files through this unix socket `path` instead (testing and inspection aid)")
-	fs.StringVar(&c.pgsqlHost, "pgsql-host", "", "reach every PostgreSQL host of Postfix's lookup files at this `host:port` or socket directory instead (testing and inspection aid)")
+	fs.StringVar(&c.pgsqlHost, "pgsql-host", "", "reach every PostgreSQL host of Postfix's lookup files at this `host:port`, socket directory or postgresql:// URI instead (testing and inspection aid)")
 	fs.StringVar(&c.ldapURI, "ldap-uri", "", "reach every LDAP server of Postfix's lookup files at this `URI` instead, e.g. ldap://127.0.0.1:3389/ (testing and inspection aid)")
 	fs.BoolVar(&c.verbose, "v", false, "log debug messages")
 }
