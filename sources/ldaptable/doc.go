@@ -8,7 +8,10 @@
 // suppressed searches, the filter parsed as libldap parses it, the same
 // terminal, leaf and special (DN and URL) result attributes, recursion,
 // expansion and size limits, result_format, domain restriction, scope,
-// dereferencing, protocol version, bind, STARTTLS and TLS settings. What
+// dereferencing, protocol version, bind, STARTTLS and TLS settings. Key
+// folding, the %-expansions and their suppression rules, result_format and
+// the domain restriction are sources/lookupkey's, which the SQL tables
+// share, as Postfix's dict_ldap shares them with dict_mysql. What
 // Postfix fails with a temporary error fails here with an error that names
 // the table and the server; bind_pw never appears in an error.
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 func TestParseFilter(t *testing.T) {
@@ -206,7 +207,7 @@ func TestKeyInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"*)(objectClass=*", "*", ")(|(cn=*", `\`, `\2a`, "a\x00)(cn=*", "x)(!(a=b)", "((((", "))))"} {
-		text, ok := tmpl.expandSearch(tmpl.filter, key, quoteFilter)
+		text, ok := tmpl.Expand(tmpl.filter, key, quoteFilter)
 		if !ok {
 			t.Fatalf("expansion of %q suppressed", key)
 		}
@@ -218,8 +219,8 @@ func TestKeyInjection(t *testing.T) {
 			t.Errorf("key %q gives filter %s, want (&(objectClass=mailDomain)(domainName=<the key>))", key, f)
 		}
 	}
-	if k, ok := foldKey("a\x00b"); ok {
-		t.Errorf("foldKey accepted a NUL: %q", k)
+	if k, ok := lookupkey.Fold("a\x00b"); ok {
+		t.Errorf("lookupkey.Fold accepted a NUL: %q", k)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 // shape renders f without its values, to compare structures.
@@ -51,11 +53,11 @@ func FuzzFilterExpand(f *testing.F) {
 		if ferr == nil {
 			checkRender(t, f)
 		}
-		key, ok := foldKey(key)
+		key, ok := lookupkey.Fold(key)
 		if !ok {
 			return
 		}
-		text, ok := tmpl.expandSearch(template, key, quoteFilter)
+		text, ok := tmpl.Expand(template, key, quoteFilter)
 		if !ok {
 			return
 		}
@@ -63,7 +65,7 @@ func FuzzFilterExpand(f *testing.F) {
 		if err == nil {
 			checkRender(t, got)
 		}
-		marked, ok := tmpl.expandSearch(template, keyMarker, quoteFilter)
+		marked, ok := tmpl.Expand(template, keyMarker, quoteFilter)
 		if !ok || strings.Contains(key, keyMarker) || strings.ContainsAny(template, "%") && strings.ContainsAny(template[strings.IndexByte(template, '%'):], "uUdD123456789") {
 			return // the key is split or absent; only whole-key templates are compared
 		}
@@ -133,7 +135,7 @@ func FuzzListing(f *testing.F) {
 			}
 			return
 		case none:
-			if _, _, _, ok := tmpl.keyParts("bare-domain.example"); ok {
+			if tmpl.Accepts("bare-domain.example") {
 				t.Fatalf("none for a template that searches for bare domains")
 			}
 			return

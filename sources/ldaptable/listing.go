@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 // ErrNoListing is wrapped by EachDomain when no listing can be derived from
@@ -55,18 +57,18 @@ func (t *Table) deriveListing() (l *listing, none bool, err error) {
 	if len(t.domain) > 0 {
 		return nil, true, nil
 	}
-	if _, _, _, ok := t.tmpl.keyParts("bare-domain.example"); !ok {
+	if !t.tmpl.Accepts("bare-domain.example") {
 		return nil, true, nil
 	}
 	return deriveListing(t.tmpl)
 }
 
 func deriveListing(tmpl *templates) (*listing, bool, error) {
-	base, _ := tmpl.expandSearch(tmpl.base, keyMarker, quoteDN)
+	base, _ := tmpl.Expand(tmpl.base, keyMarker, quoteDN)
 	if strings.Contains(base, keyMarker) {
 		return nil, false, noListing("the search_base %q depends on the key", tmpl.base)
 	}
-	text, _ := tmpl.expandSearch(tmpl.filter, keyMarker, quoteFilter)
+	text, _ := tmpl.Expand(tmpl.filter, keyMarker, quoteFilter)
 	if !strings.Contains(text, keyMarker) {
 		return nil, false, noListing("the query_filter %q does not use the key: it answers every key alike", tmpl.filter)
 	}
@@ -184,7 +186,7 @@ func (l *listing) candidates(v string, add func(string)) {
 			!strings.EqualFold(v[:len(a.prefix)], a.prefix) || !strings.EqualFold(v[len(v)-len(a.suffix):], a.suffix) {
 			continue
 		}
-		if k, ok := foldKey(v[len(a.prefix) : len(v)-len(a.suffix)]); ok && isDomainName(k) {
+		if k, ok := lookupkey.Fold(v[len(a.prefix) : len(v)-len(a.suffix)]); ok && lookupkey.IsDomainName(k) {
 			add(k)
 		}
 	}
@@ -304,7 +306,7 @@ func (t *Table) confirm(ctx context.Context, names []string) (targets []string, 
 					cancel()
 				case len(r) > 0:
 					found[i] = true
-					if tg, ok := foldKey(r[0]); ok && tg != names[i] {
+					if tg, ok := lookupkey.Fold(r[0]); ok && tg != names[i] {
 						targets[i] = tg
 					}
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 const iredmailFilter = "(&(objectClass=mailDomain)(|(domainName=%s)(&(enabledService=domainalias)(domainAliasName=%s)))(!(domainBackupMX=yes))(accountStatus=active)(enabledService=mail))"
@@ -69,7 +70,11 @@ func TestDeriveListing(t *testing.T) {
 			checkRender(t, l.filter)
 		}
 	}
-	tb := &Table{tmpl: &templates{filter: "(cn=%s)", result: "%s"}, domain: []string{"example.com"}}
+	tmpl, err := parseTemplates("", "(cn=%s)", "%s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &Table{tmpl: tmpl, domain: []string{"example.com"}}
 	if _, none, _ := tb.deriveListing(); !none {
 		t.Errorf("a table with a domain restriction lists domains")
 	}
@@ -96,7 +101,7 @@ func TestEachDomainAgreesWithLookup(t *testing.T) {
 	ctx := context.Background()
 	var names []string
 	for _, v := range keyValues {
-		if k, ok := foldKey(v); ok && isDomainName(k) {
+		if k, ok := lookupkey.Fold(v); ok && lookupkey.IsDomainName(k) {
 			names = append(names, k)
 		}
 	}
@@ -129,7 +134,7 @@ func TestEachDomainAgreesWithLookup(t *testing.T) {
 			case len(r) == 0 && listed:
 				t.Errorf("%s: %s is listed but answers nothing", body, n)
 			case listed && len(r) > 0:
-				want, _ := foldKey(r[0])
+				want, _ := lookupkey.Fold(r[0])
 				if want == n {
 					want = ""
 				}

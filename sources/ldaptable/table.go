@@ -14,6 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
 
@@ -96,11 +97,7 @@ func Open(cf *postfix.LDAPTable, opt Options) (*Table, error) {
 	if cf.Bind == "sasl" {
 		return fail(fmt.Errorf("%s: bind = sasl is not supported yet", cf.Pos["bind"]))
 	}
-	resultFormat := cf.ResultFormat
-	if resultFormat == "" {
-		resultFormat = "%s"
-	}
-	tmpl, err := parseTemplates(cf.SearchBase, cf.QueryFilter, resultFormat)
+	tmpl, err := parseTemplates(cf.SearchBase, cf.QueryFilter, cf.ResultFormat)
 	if err != nil {
 		return fail(err)
 	}
@@ -220,7 +217,7 @@ func (e *dataError) Unwrap() error { return e.err }
 // fails with a temporary error (expansion_limit or size_limit exceeded, a
 // search error) is an error here too.
 func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
-	key, ok := foldKey(key)
+	key, ok := lookupkey.Fold(key)
 	if !ok {
 		return nil, nil
 	}
@@ -230,11 +227,11 @@ func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
 	// A key the templates cannot be expanded with is not searched for,
 	// and no server is asked at all (the differential test with a dead
 	// server shows Postfix 3.7 does not connect for it either).
-	base, ok := t.tmpl.expandSearch(t.tmpl.base, key, quoteDN)
+	base, ok := t.tmpl.Expand(t.tmpl.base, key, quoteDN)
 	if !ok {
 		return nil, nil
 	}
-	text, ok := t.tmpl.expandSearch(t.tmpl.filter, key, quoteFilter)
+	text, ok := t.tmpl.Expand(t.tmpl.filter, key, quoteFilter)
 	if !ok {
 		return nil, nil
 	}
@@ -281,14 +278,11 @@ func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
 // eligible reports whether Postfix searches for the (folded) key at all,
 // as far as the "domain" restriction decides.
 func (t *Table) eligible(key string) (bool, error) {
-	if len(t.domain) == 0 {
-		return true, nil
+	ok, err := lookupkey.CheckDomain(t.root, t.domain, key)
+	if err != nil {
+		return false, fmt.Errorf("ldap %s: %w", t.path, err)
 	}
-	user, domain, ok := splitAt(key)
-	if !ok || user == "" {
-		return false, nil
-	}
-	return t.matchDomain(domain)
+	return ok, nil
 }
 
 // search runs one search on c and returns its entries, within the query
@@ -429,7 +423,7 @@ func (v *values) walk(entries []*ldap.Entry, depth int) {
 					continue // a non-terminal attribute of a terminal entry, a leaf attribute of a non-leaf one
 				}
 				for _, val := range vals {
-					r, ok := t.tmpl.formatResult(cString(val), v.key)
+					r, ok := t.tmpl.FormatResult(cString(val), v.key)
 					if !ok {
 						continue
 					}

@@ -78,22 +78,6 @@ func TestLookupWithoutSearch(t *testing.T) {
 	}
 }
 
-func TestFoldKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"Example.COM": "example.com", "Straße": "strasse", "ÄBC": "äbc", "İ": "i\u0307", "ΣΑΣ": "σασ",
-		"ﬁ": "fi", "Ꭰ": "Ꭰ", "ꭰ": "Ꭰ", "K": "k",
-	} {
-		if got, ok := foldKey(in); !ok || got != want {
-			t.Errorf("foldKey(%q) = %q, %v; want %q", in, got, ok, want)
-		}
-	}
-	for _, in := range []string{"\xff", "a\x00"} {
-		if _, ok := foldKey(in); ok {
-			t.Errorf("foldKey(%q) ok", in)
-		}
-	}
-}
-
 func TestSubtype(t *testing.T) {
 	for _, tt := range []struct {
 		a, b string

@@ -100,31 +100,11 @@ func LoadLDAPTable(root hostfs.Root, p string) (*LDAPTable, error) {
 // only warns about take its fallback and are listed in Warnings. The
 // table read so far is returned with any error.
 func ParseLDAPTable(name string, r io.Reader) (*LDAPTable, error) {
-	t := &LDAPTable{
-		Path:   name,
-		Params: map[string]string{},
-		Pos:    map[string]hostfs.Pos{},
-	}
-	settings, _, err := parseSettings(name, r)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, s := range settings {
-		t.Params[s.Name] = s.Value
-		t.Pos[s.Name] = s.Pos
-	}
-	at := func(key string) hostfs.Pos {
-		if p, ok := t.Pos[key]; ok {
-			return p
-		}
-		return hostfs.Pos{File: name}
-	}
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, &hostfs.PosError{Pos: at(key), Err: fmt.Errorf(format, args...)})
-	}
+	f := readTableFile(name, r)
+	t := &LDAPTable{Path: name, Params: f.params, Pos: f.pos}
+	bad := f.bad
 	warn := func(key, format string, args ...any) {
-		t.Warnings = append(t.Warnings, &hostfs.PosError{Pos: at(key), Err: fmt.Errorf(format, args...)})
+		t.Warnings = append(t.Warnings, &hostfs.PosError{Pos: f.at(key), Err: fmt.Errorf(format, args...)})
 	}
 	// str is Postfix's cfg_get_str: the value or the default, at least
 	// min bytes long.
@@ -267,7 +247,7 @@ func ParseLDAPTable(name string, r io.Reader) (*LDAPTable, error) {
 	t.TLSKey = str("tls_key", "", 0)
 	num("debuglevel", 0, 0)
 	t.Domain = splitList(t.Params["domain"])
-	return t, errors.Join(errs...)
+	return t, errors.Join(f.errs...)
 }
 
 // splitAttrs splits a list at spaces, tabs, line breaks and commas, as

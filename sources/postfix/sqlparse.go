@@ -84,27 +84,16 @@ func LoadSQLTable(root hostfs.Root, typ, p string) (*SQLTable, error) {
 // the file; a bad line is a *hostfs.PosError. The table read so far is
 // returned with any error.
 func ParseSQLTable(typ, name string, r io.Reader) (*SQLTable, error) {
+	f := readTableFile(name, r)
 	t := &SQLTable{
 		Type:         typ,
 		Path:         name,
 		ResultFormat: "%s",
-		Params:       map[string]string{},
-		Pos:          map[string]hostfs.Pos{},
-	}
-	settings, _, err := parseSettings(name, r)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, s := range settings {
-		t.Params[s.Name] = s.Value
-		t.Pos[s.Name] = s.Pos
-	}
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, &hostfs.PosError{Pos: t.Pos[key], Err: fmt.Errorf(format, args...)})
+		Params:       f.params,
+		Pos:          f.pos,
 	}
 	missing := func(msg string) {
-		errs = append(errs, &hostfs.PosError{Pos: hostfs.Pos{File: name}, Err: errors.New(msg)})
+		f.errs = append(f.errs, &hostfs.PosError{Pos: hostfs.Pos{File: name}, Err: errors.New(msg)})
 	}
 	p := t.Params
 	switch typ {
@@ -155,13 +144,13 @@ func ParseSQLTable(typ, name string, r io.Reader) (*SQLTable, error) {
 	if v, ok := p["expansion_limit"]; ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			bad("expansion_limit", "bad expansion_limit %q: want a number >= 0", v)
+			f.bad("expansion_limit", "bad expansion_limit %q: want a number >= 0", v)
 		} else {
 			t.ExpansionLimit = n
 		}
 	}
 	if typ != "mysql" {
-		return t, errors.Join(errs...)
+		return t, errors.Join(f.errs...)
 	}
 	t.OptionGroup = "client"
 	t.OptionFile = p["option_file"]
@@ -175,9 +164,46 @@ func ParseSQLTable(typ, name string, r io.Reader) (*SQLTable, error) {
 	if v, ok := p["tls_verify_cert"]; ok && v != "" {
 		b, err := parseBool(v)
 		if err != nil {
-			bad("tls_verify_cert", "bad tls_verify_cert %q: want yes or no", v)
+			f.bad("tls_verify_cert", "bad tls_verify_cert %q: want yes or no", v)
 		}
 		t.TLSVerifyCert = b
 	}
-	return t, errors.Join(errs...)
+	return t, errors.Join(f.errs...)
+}
+
+// A tableFile is a lookup table file being parsed: mysql_table(5),
+// pgsql_table(5), sqlite_table(5) and ldap_table(5) files share main.cf's
+// syntax, without $name expansion.
+type tableFile struct {
+	name   string
+	params map[string]string     // every "name = value"; the last one wins
+	pos    map[string]hostfs.Pos // where each of params was set
+	errs   []error               // syntax errors, then bad values
+}
+
+// readTableFile reads the settings of the table file name from r.
+func readTableFile(name string, r io.Reader) *tableFile {
+	f := &tableFile{name: name, params: map[string]string{}, pos: map[string]hostfs.Pos{}}
+	settings, _, err := parseSettings(name, r)
+	if err != nil {
+		f.errs = append(f.errs, err)
+	}
+	for _, s := range settings {
+		f.params[s.Name] = s.Value
+		f.pos[s.Name] = s.Pos
+	}
+	return f
+}
+
+// at returns where key was set, or the file when it was not.
+func (f *tableFile) at(key string) hostfs.Pos {
+	if p, ok := f.pos[key]; ok {
+		return p
+	}
+	return hostfs.Pos{File: f.name}
+}
+
+// bad records an error about the value of key, at its line.
+func (f *tableFile) bad(key, format string, args ...any) {
+	f.errs = append(f.errs, &hostfs.PosError{Pos: f.at(key), Err: fmt.Errorf(format, args...)})
 }

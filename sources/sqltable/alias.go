@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 // ErrNoAliasTable is wrapped by AliasTargets and AliasTarget when the
@@ -105,5 +107,5 @@ func aliasRow(r []*string) (alias, target string, ok bool) {
 	}
 	alias = strings.ToLower(strings.TrimRight(*r[0], " "))
 	target = strings.ToLower(strings.TrimRight(*r[1], " "))
-	return alias, target, IsDomainName(alias) && IsDomainName(target)
+	return alias, target, lookupkey.IsDomainName(alias) && lookupkey.IsDomainName(target)
 }

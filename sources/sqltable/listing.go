@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 // ErrNoListing is wrapped by ListingQuery and EachDomain when no query that lists
@@ -66,12 +68,33 @@ func (l *listing) sql(withResults bool) string {
 }
 
 func deriveListing(query string, syn syntax) (*listing, error) {
+	nodes, err := parseListingQuery(query, syn, checkExpansions)
+	if err != nil {
+		return nil, err
+	}
+	if countKeys(nodes) == 0 {
+		return nil, noListing("the query does not use the key (%%s): it answers every key alike")
+	}
+	l := &listing{syn: syn, nodes: nodes}
+	if err := l.union(nodes); err != nil {
+		return nil, err
+	}
+	if keyLeft(nodes) {
+		return nil, noListing("the key is used outside a WHERE predicate that can be removed")
+	}
+	return l, nil
+}
+
+// parseListingQuery parses a lookup query to derive a listing from:
+// check refuses the tokens whose %-expansions the listing cannot handle;
+// trailing semicolons are dropped, and several statements refused.
+func parseListingQuery(query string, syn syntax, check func(token) error) ([]*node, error) {
 	toks, err := tokenize(query, syn)
 	if err != nil {
 		return nil, noListing("cannot parse the query: %v", err)
 	}
 	for _, t := range toks {
-		if err := checkExpansions(t); err != nil {
+		if err := check(t); err != nil {
 			return nil, err
 		}
 	}
@@ -87,17 +110,7 @@ func deriveListing(query string, syn syntax) (*listing, error) {
 	if err != nil {
 		return nil, noListing("cannot parse the query: %v", err)
 	}
-	if countKeys(nodes) == 0 {
-		return nil, noListing("the query does not use the key (%%s): it answers every key alike")
-	}
-	l := &listing{syn: syn, nodes: nodes}
-	if err := l.union(nodes); err != nil {
-		return nil, err
-	}
-	if keyLeft(nodes) {
-		return nil, noListing("the key is used outside a WHERE predicate that can be removed")
-	}
-	return l, nil
+	return nodes, nil
 }
 
 // checkExpansions refuses a token whose %-expansions a listing cannot
@@ -106,7 +119,19 @@ func checkExpansions(t token) error {
 	if t.kind == tWord || t.kind == tPunct {
 		return nil
 	}
-	text := t.text
+	return scanExpansions(t.text, func() error {
+		if !t.key() {
+			return noListing("the key is part of %s: only a whole '%%s' can be removed", t.text)
+		}
+		return nil
+	})
+}
+
+// scanExpansions calls key for each key expansion (%s, %S) in the text of
+// a token, in order, and refuses the expansions no listing can handle:
+// the parts of an address (%u, %d, %1..%9) and invalid ones. It stops at
+// the first error.
+func scanExpansions(text string, key func() error) error {
 	for i := 0; i+1 < len(text); i++ {
 		if text[i] != '%' {
 			continue
@@ -115,8 +140,8 @@ func checkExpansions(t token) error {
 		switch c := text[i]; c {
 		case '%':
 		case 's', 'S':
-			if !t.key() {
-				return noListing("the key is part of %s: only a whole '%%s' can be removed", t.text)
+			if err := key(); err != nil {
+				return err
 			}
 		case 'u', 'U', 'd', 'D', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			return noListing("the query is keyed by address (%%%c): cannot list domains", c)
@@ -142,24 +167,9 @@ func keyLeft(nodes []*node) bool {
 
 // union rewrites each SELECT of a (possibly parenthesized) UNION.
 func (l *listing) union(nodes []*node) error {
-	var parts [][]*node
-	start := 0
-	for i := 0; i <= len(nodes); i++ {
-		if i < len(nodes) {
-			nd := nodes[i]
-			if nd.tok.is("INTERSECT") || nd.tok.is("EXCEPT") || nd.tok.is("MINUS") {
-				return noListing("%s is not supported", strings.ToUpper(nd.tok.text))
-			}
-			if !nd.tok.is("UNION") {
-				continue
-			}
-		}
-		parts = append(parts, nodes[start:i])
-		start = i + 1
-		if i+1 < len(nodes) && (nodes[i+1].tok.is("ALL") || nodes[i+1].tok.is("DISTINCT")) {
-			start++
-			i++
-		}
+	parts, err := splitUnion(nodes)
+	if err != nil {
+		return err
 	}
 	for _, p := range parts {
 		if len(p) == 0 {
@@ -185,6 +195,31 @@ func (l *listing) union(nodes []*node) error {
 	return nil
 }
 
+// splitUnion splits nodes at each UNION [ALL|DISTINCT] into the parts to
+// list one by one; it refuses INTERSECT, EXCEPT and MINUS.
+func splitUnion(nodes []*node) ([][]*node, error) {
+	var parts [][]*node
+	start := 0
+	for i := 0; i <= len(nodes); i++ {
+		if i < len(nodes) {
+			nd := nodes[i]
+			if nd.tok.is("INTERSECT") || nd.tok.is("EXCEPT") || nd.tok.is("MINUS") {
+				return nil, noListing("%s is not supported", strings.ToUpper(nd.tok.text))
+			}
+			if !nd.tok.is("UNION") {
+				continue
+			}
+		}
+		parts = append(parts, nodes[start:i])
+		start = i + 1
+		if i+1 < len(nodes) && (nodes[i+1].tok.is("ALL") || nodes[i+1].tok.is("DISTINCT")) {
+			start++
+			i++
+		}
+	}
+	return parts, nil
+}
+
 // dropLimit removes a LIMIT clause (up to the end of nodes or a locking
 // clause) from nodes.
 func (l *listing) dropLimit(nodes []*node) {
@@ -206,13 +241,30 @@ func (l *listing) dropLimit(nodes []*node) {
 // clauseWords end a WHERE clause.
 var clauseWords = []string{"FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "PROCEDURE", "INTO", "FOR", "LOCK"}
 
-func isClauseWord(nd *node) bool {
-	for _, w := range clauseWords {
-		if nd.tok.is(w) {
-			return true
+// clauses returns where each clause of a SELECT starts: the index of the
+// first of words (upper-cased) after the SELECT itself.
+func clauses(nodes []*node, words []string) map[string]int {
+	clause := map[string]int{}
+	for i, nd := range nodes {
+		if i > 0 && isOneOf(nd, words) {
+			w := strings.ToUpper(nd.tok.text)
+			if _, seen := clause[w]; !seen {
+				clause[w] = i
+			}
 		}
 	}
-	return false
+	return clause
+}
+
+// clauseEnd returns the end of the clause that starts at start: the index
+// of the next of words, or len(nodes).
+func clauseEnd(nodes []*node, start int, words []string) int {
+	for i := start + 1; i < len(nodes); i++ {
+		if isOneOf(nodes[i], words) {
+			return i
+		}
+	}
+	return len(nodes)
 }
 
 // selectModifiers may follow SELECT before the select list.
@@ -237,15 +289,7 @@ func (l *listing) selectBlock(nodes []*node) error {
 	case n > 1:
 		return noListing("the key is used %d times in one SELECT", n)
 	}
-	clause := map[string]int{}
-	for i, nd := range nodes {
-		if i > 0 && isClauseWord(nd) {
-			w := strings.ToUpper(nd.tok.text)
-			if _, seen := clause[w]; !seen {
-				clause[w] = i
-			}
-		}
-	}
+	clause := clauses(nodes, clauseWords)
 	if _, ok := clause["GROUP"]; ok {
 		return noListing("GROUP BY is not supported")
 	}
@@ -260,13 +304,7 @@ func (l *listing) selectBlock(nodes []*node) error {
 	if !ok || where < from {
 		return noListing("the key is not in a WHERE clause")
 	}
-	end := len(nodes)
-	for i := where + 1; i < len(nodes); i++ {
-		if isClauseWord(nodes[i]) {
-			end = i
-			break
-		}
-	}
+	end := clauseEnd(nodes, where, clauseWords)
 	cond := nodes[where+1 : end]
 	if countKeys(cond) == 0 {
 		return noListing("the key is not in the WHERE clause")
@@ -350,12 +388,27 @@ func (l *listing) removeKeyPredicate(cond []*node) (col string, empty bool, err 
 
 // splitConjuncts splits a condition at its top-level ANDs; it refuses OR.
 func (l *listing) splitConjuncts(cond []*node) (conj [][]*node, ands []*node, err error) {
+	for _, nd := range cond {
+		if nd.tok.is("OR") || nd.tok.is("XOR") || nd.tok.is("||") && !l.syn.pipesConcat {
+			return nil, nil, noListing("the key is used in a condition with OR")
+		}
+	}
+	conj, ands = splitAnd(cond)
+	for _, c := range conj {
+		if len(c) == 0 {
+			return nil, nil, noListing("empty condition around AND")
+		}
+	}
+	return conj, ands, nil
+}
+
+// splitAnd splits a condition at its top-level ANDs (and &&), leaving the
+// AND of a BETWEEN alone; ands are the ANDs between the parts.
+func splitAnd(cond []*node) (parts [][]*node, ands []*node) {
 	start := 0
 	between := false
 	for i, nd := range cond {
 		switch {
-		case nd.tok.is("OR") || nd.tok.is("XOR") || nd.tok.is("||") && !l.syn.pipesConcat:
-			return nil, nil, noListing("the key is used in a condition with OR")
 		case nd.tok.is("BETWEEN"):
 			between = true
 		case nd.tok.is("AND") || nd.tok.is("&&"):
@@ -363,18 +416,12 @@ func (l *listing) splitConjuncts(cond []*node) (conj [][]*node, ands []*node, er
 				between = false
 				continue
 			}
-			conj = append(conj, cond[start:i])
+			parts = append(parts, cond[start:i])
 			ands = append(ands, nd)
 			start = i + 1
 		}
 	}
-	conj = append(conj, cond[start:])
-	for _, c := range conj {
-		if len(c) == 0 {
-			return nil, nil, noListing("empty condition around AND")
-		}
-	}
-	return conj, ands, nil
+	return append(parts, cond[start:]), ands
 }
 
 // foldFuncs may wrap the key or its column without changing which rows a
@@ -525,7 +572,7 @@ func conjText(c []*node) string {
 // of that lookup case-folded when it differs from the domain (a table that
 // answers an alias domain with the domain it stands for), else "". Names
 // that are not DNS domain names with at least two labels are dropped (see
-// IsDomainName): PostfixAdmin keeps a pseudo-domain "ALL" in its domain
+// lookupkey.IsDomainName): PostfixAdmin keeps a pseudo-domain "ALL" in its domain
 // table. A table with a "domain" restriction, or whose query is suppressed
 // for a bare domain (%d, %1..%9), hosts nothing, since Postfix never looks
 // up a bare domain in it.
@@ -559,7 +606,7 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 	if ok, _ := t.eligible("bare-domain.example"); !ok {
 		return nil
 	}
-	query := bareDomainQuery(t.tmpl.query)
+	query := bareDomainQuery(t.queryTmpl)
 	l, err := deriveListing(query, t.dialect.syntax())
 	if err != nil {
 		// The key sits inside an expression: list candidates and
@@ -585,8 +632,8 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 			return
 		}
 		raw := vals[len(vals)-1]
-		key := t.fold(strings.TrimRight(string(raw), " "))
-		if !IsDomainName(key) {
+		key, ok := t.fold(strings.TrimRight(string(raw), " "))
+		if !ok || !lookupkey.IsDomainName(key) {
 			return
 		}
 		if ok, err := t.eligible(key); !ok || err != nil {
@@ -605,7 +652,7 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 			if v == nil {
 				continue
 			}
-			if r, ok := t.tmpl.formatResult(string(v), key); ok {
+			if r, ok := t.tmpl.FormatResult(string(v), key); ok {
 				if n == 0 {
 					target = targetOf(r, key)
 				}
@@ -702,7 +749,7 @@ func (t *Table) confirm(ctx context.Context, keys map[string]bool, fn func(domai
 // targetOf returns a lookup result of key case-folded, or "" when it is
 // the key itself.
 func targetOf(result, key string) string {
-	r := foldKey(strings.TrimSpace(result))
+	r := folded(strings.TrimSpace(result))
 	if r == key {
 		return ""
 	}

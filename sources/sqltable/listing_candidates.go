@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"slices"
 	"strings"
+
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 )
 
 // Candidate listings: for a lookup query whose key sits inside an
@@ -74,8 +76,16 @@ func newKeyPattern(pre, suf string, like bool) keyPattern {
 		// both sides are trimmed alike.
 		suf = strings.TrimRight(suf, " ")
 	}
-	p.pre, p.suf = foldKey(pre), foldKey(suf)
+	p.pre, p.suf = folded(pre), folded(suf)
 	return p
+}
+
+// folded returns s case folded as a key is (lookupkey.Fold), also when it
+// could not be a key: values are compared with keys case-folded on both
+// sides.
+func folded(s string) string {
+	f, _ := lookupkey.Fold(s)
+	return f
 }
 
 // each calls fn with every candidate key the value holds under the
@@ -85,7 +95,7 @@ func (p keyPattern) each(value string, fn func(key string)) {
 	if !p.trail {
 		value = strings.TrimRight(value, " ")
 	}
-	v := foldKey(value)
+	v := folded(value)
 	if len(v) < len(p.pre)+len(p.suf) {
 		return
 	}
@@ -128,7 +138,7 @@ func (t *Table) eachCandidate(ctx context.Context, cl *candidateListing, fn func
 					continue
 				}
 				q.cols[i].each(string(v), func(k string) {
-					if keys[k] || !IsDomainName(k) {
+					if keys[k] || !lookupkey.IsDomainName(k) {
 						return
 					}
 					if ok, _ := t.eligible(k); ok {
@@ -176,26 +186,9 @@ type deriver struct{ syn syntax }
 // deriveCandidates derives the candidate listing of a lookup query, or an
 // error wrapping ErrNoListing that names what stands in the way.
 func deriveCandidates(query string, syn syntax) (*candidateListing, error) {
-	toks, err := tokenize(query, syn)
+	nodes, err := parseListingQuery(query, syn, checkCandidateExpansions)
 	if err != nil {
-		return nil, noListing("cannot parse the query: %v", err)
-	}
-	for _, t := range toks {
-		if err := checkCandidateExpansions(t); err != nil {
-			return nil, err
-		}
-	}
-	for len(toks) > 0 && toks[len(toks)-1].is(";") {
-		toks = toks[:len(toks)-1]
-	}
-	for _, t := range toks {
-		if t.is(";") {
-			return nil, noListing("several statements")
-		}
-	}
-	nodes, err := parseNodes(toks)
-	if err != nil {
-		return nil, noListing("cannot parse the query: %v", err)
+		return nil, err
 	}
 	if keyRefs(nodes) == 0 {
 		return nil, noListing("the query does not use the key (%%s): it answers every key alike")
@@ -216,21 +209,8 @@ func checkCandidateExpansions(t token) error {
 		return nil
 	}
 	keys := 0
-	text := t.text
-	for i := 0; i+1 < len(text); i++ {
-		if text[i] != '%' {
-			continue
-		}
-		i++
-		switch c := text[i]; c {
-		case '%':
-		case 's', 'S':
-			keys++
-		case 'u', 'U', 'd', 'D', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			return noListing("the query is keyed by address (%%%c): cannot list domains", c)
-		default:
-			return noListing("invalid %%%c in the query", c)
-		}
+	if err := scanExpansions(t.text, func() error { keys++; return nil }); err != nil {
+		return err
 	}
 	switch {
 	case keys > 0 && t.kind == tIdent:
@@ -300,24 +280,9 @@ func isSelect(nodes []*node) bool { return len(nodes) > 0 && nodes[0].tok.is("SE
 // union lists each SELECT of a (possibly parenthesized) UNION; nested
 // tells that nodes are a subquery.
 func (d deriver) union(nodes []*node, nested bool) ([]candidateQuery, error) {
-	var parts [][]*node
-	start := 0
-	for i := 0; i <= len(nodes); i++ {
-		if i < len(nodes) {
-			nd := nodes[i]
-			if nd.tok.is("INTERSECT") || nd.tok.is("EXCEPT") || nd.tok.is("MINUS") {
-				return nil, noListing("%s is not supported", strings.ToUpper(nd.tok.text))
-			}
-			if !nd.tok.is("UNION") {
-				continue
-			}
-		}
-		parts = append(parts, nodes[start:i])
-		start = i + 1
-		if i+1 < len(nodes) && (nodes[i+1].tok.is("ALL") || nodes[i+1].tok.is("DISTINCT")) {
-			start++
-			i++
-		}
+	parts, err := splitUnion(nodes)
+	if err != nil {
+		return nil, err
 	}
 	var out []candidateQuery
 	for _, p := range parts {
@@ -325,7 +290,6 @@ func (d deriver) union(nodes []*node, nested bool) ([]candidateQuery, error) {
 			return nil, noListing("empty SELECT in a UNION")
 		}
 		var qs []candidateQuery
-		var err error
 		switch first := p[0]; {
 		case first.isGroup:
 			if keyRefs(p[1:]) > 0 {
@@ -354,26 +318,12 @@ var candidateClauseWords = append([]string{"OFFSET", "FETCH"}, clauseWords...)
 // conjuncts without the key, and what follows it (GROUP BY, HAVING,
 // ORDER BY, LIMIT: none of which can add a row) is dropped.
 func (d deriver) selectBlock(nodes []*node, nested bool) ([]candidateQuery, error) {
-	clause := map[string]int{}
-	for i, nd := range nodes {
-		if i > 0 && isOneOf(nd, candidateClauseWords) {
-			w := strings.ToUpper(nd.tok.text)
-			if _, seen := clause[w]; !seen {
-				clause[w] = i
-			}
-		}
-	}
+	clause := clauses(nodes, candidateClauseWords)
 	from, ok := clause["FROM"]
 	if !ok {
 		return nil, noListing("a SELECT without FROM")
 	}
-	fromEnd := len(nodes)
-	for i := from + 1; i < len(nodes); i++ {
-		if isOneOf(nodes[i], candidateClauseWords) {
-			fromEnd = i
-			break
-		}
-	}
+	fromEnd := clauseEnd(nodes, from, candidateClauseWords)
 	if keyRefs(nodes[from:fromEnd]) > 0 {
 		return nil, noListing("the key is used in the FROM clause (a join condition or a derived table)")
 	}
@@ -395,13 +345,7 @@ func (d deriver) selectBlock(nodes []*node, nested bool) ([]candidateQuery, erro
 			}
 		}
 	}
-	end := len(nodes)
-	for i := where + 1; i < len(nodes); i++ {
-		if isOneOf(nodes[i], candidateClauseWords) {
-			end = i
-			break
-		}
-	}
+	end := clauseEnd(nodes, where, candidateClauseWords)
 	cond := nodes[where+1 : end]
 	if keyRefs(cond) == 0 {
 		return nil, noListing("the key is not in the WHERE clause")
@@ -535,23 +479,7 @@ func (d deriver) splitOr(cond []*node) ([][]*node, error) {
 // also those of parenthesized conjunctions.
 func (d deriver) flattenAnd(cond []*node) ([][]*node, error) {
 	var out [][]*node
-	start := 0
-	between := false
-	var parts [][]*node
-	for i, nd := range cond {
-		switch {
-		case nd.tok.is("BETWEEN"):
-			between = true
-		case nd.tok.is("AND") || nd.tok.is("&&"):
-			if between {
-				between = false
-				continue
-			}
-			parts = append(parts, cond[start:i])
-			start = i + 1
-		}
-	}
-	parts = append(parts, cond[start:])
+	parts, _ := splitAnd(cond)
 	for _, p := range parts {
 		if len(p) == 0 {
 			return nil, noListing("empty condition around AND in %s", nodesText(cond))

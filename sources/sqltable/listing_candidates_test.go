@@ -299,7 +299,7 @@ func checkEach(t *testing.T, p keyPattern, value string) {
 	if !p.trail {
 		v = strings.TrimRight(v, " ")
 	}
-	v = foldKey(v)
+	v = folded(v)
 	p.each(value, func(k string) {
 		whole := p.pre + k + p.suf
 		switch {

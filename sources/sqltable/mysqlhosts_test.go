@@ -91,7 +91,7 @@ func TestOpen(t *testing.T) {
 			[]string{"unix:/s1", "unix:/s2", "db1:3307", "db2:3306"}, ""},
 		{"no query", func(m *postfix.SQLTable) { m.Query = " " }, nil, "no query"},
 		{"no dbname", func(m *postfix.SQLTable) { m.DBName = "" }, nil, "dbname"},
-		{"bad query", func(m *postfix.SQLTable) { m.Query = "SELECT '%x'" }, nil, "query: invalid %x"},
+		{"bad query", func(m *postfix.SQLTable) { m.Query = "SELECT '%x'" }, nil, `query: invalid template "SELECT '%x'": unknown %x`},
 		{"bad result_format", func(m *postfix.SQLTable) { m.ResultFormat = "%" }, nil, "result_format"},
 		{"bad host", func(m *postfix.SQLTable) { m.Hosts = []string{"db:badport"} }, nil, "bad port"},
 	}

@@ -43,6 +43,8 @@ func TestPostmapDifferential(t *testing.T) {
 		{"SELECT '%U|%D|%S'", "", ""},
 		{"SELECT CONCAT('100%%', '%s')", "", ""},
 		{"SELECT NULL, '%s', ''", "", ""},
+		// Postfix reads each value as a C string: it ends at a NUL.
+		{"SELECT CONCAT('a', CHAR(0), '%s') UNION ALL SELECT CONCAT(CHAR(0), '%s')", "", ""},
 		{"SELECT 'a@b.c' UNION ALL SELECT '%s' UNION ALL SELECT 'plain'", "%u", ""},
 		{"SELECT 'a@b.c' UNION ALL SELECT '%s' UNION ALL SELECT 'plain'", "%d", ""},
 		{"SELECT 'v'", "[%s]%%", ""},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
 
@@ -230,6 +231,40 @@ func TestSQLiteSMTPUTF8Disabled(t *testing.T) {
 	}
 }
 
+// TestSQLiteDomainListDifferential checks the "domain" restriction list
+// against postmap: brace groups inline and in a list file, a negated
+// pattern in a file that decides before the patterns after the file, and
+// "!/file", which inverts every pattern of the file.
+func TestSQLiteDomainListDifferential(t *testing.T) {
+	_, postmap := needSQLiteTools(t)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list")
+	writeOldFile(t, list, "# domains\n!a.b\nc.d, {e.f g.h}\n")
+	db := filepath.Join(dir, "empty.sqlite")
+	if err := os.WriteFile(db, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"u@a.b", "U@A.B", "a.b", "@a.b", "u@c.d", "u@x.y", "u@e.f", "u@{e.f g.h}", "u@{e.f",
+		"u@z.w", "u@{x.y z.w}", "u@{x.y"}
+	for i, domain := range []string{"{x.y z.w} a.b", list + ", a.b, x.y", "!" + list + ", x.y", "!!" + list} {
+		cf := "dbpath = " + db + "\nquery = SELECT '%s'\ndomain = " + domain + "\n"
+		path := filepath.Join(dir, fmt.Sprintf("t%d.cf", i))
+		writeOldFile(t, path, cf)
+		found := postmapQuery(t, postmap, "", path, keys)
+		tb := openTable(t, parseSQLiteCF(t, path, cf), Options{})
+		for _, k := range keys {
+			got, err := tb.Lookup(context.Background(), k)
+			if err != nil {
+				t.Errorf("domain = %s: Lookup(%q): %v", domain, k, err)
+				continue
+			}
+			if g, want := strings.Join(got, ","), found[k]; g != want {
+				t.Errorf("domain = %s: Lookup(%q) = %q, postmap says %q", domain, k, g, want)
+			}
+		}
+	}
+}
+
 // TestSQLiteExpansionLimit checks that a key with more results than
 // expansion_limit fails, as Postfix's lookup does, and that EachDomain
 // leaves it out.
@@ -310,7 +345,7 @@ INSERT INTO dn SELECT * FROM d;
 			var want []string
 			for _, c := range candidates {
 				// "all" and "localhost" may be found but are no domain names.
-				if _, ok := found[c]; ok && IsDomainName(c) {
+				if _, ok := found[c]; ok && lookupkey.IsDomainName(c) {
 					want = append(want, c)
 				}
 			}
@@ -730,7 +765,7 @@ func TestMailInABoxCorpus(t *testing.T) {
 			}
 			var want []string
 			for _, c := range candidates {
-				if _, ok := found[c]; ok && IsDomainName(c) {
+				if _, ok := found[c]; ok && lookupkey.IsDomainName(c) {
 					want = append(want, c)
 				}
 			}

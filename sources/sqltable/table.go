@@ -6,7 +6,8 @@
 // The three table types share Postfix's SQL-table semantics, and so does
 // this package: Lookup gives exactly Postfix's answer for a key (the same
 // %-expansions, the same suppressed queries, the same result_format,
-// domain and expansion_limit rules: expand.go, domain.go), and EachDomain
+// domain and expansion_limit rules, from sources/lookupkey, which the LDAP
+// tables share), and EachDomain
 // runs a query derived from the per-key lookup query (listing.go), which
 // Postfix itself never needs, keeping only the names for which Lookup would
 // answer. What differs is a dialect: how the server is reached, how the
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
 
@@ -63,7 +65,8 @@ type Options struct {
 type Table struct {
 	path           string
 	dialect        dialect
-	tmpl           *templates
+	queryTmpl      string // the query template, with its %-expansions
+	tmpl           *lookupkey.Templates
 	domain         []string // the "domain" restriction list
 	root           hostfs.Root
 	limit          int
@@ -114,19 +117,16 @@ func Open(cf *postfix.SQLTable, opt Options) (*Table, error) {
 	if cf.Type != "sqlite" && cf.DBName == "" {
 		return fail(errors.New("dbname is not set (Postfix refuses the table)"))
 	}
-	resultFormat := cf.ResultFormat
-	if resultFormat == "" {
-		resultFormat = "%s"
-	}
-	tmpl, err := parseTemplates(cf.Query, resultFormat)
+	tmpl, err := lookupkey.Parse(cf.ResultFormat, lookupkey.Search{Param: "query", Format: cf.Query})
 	if err != nil {
 		return fail(err)
 	}
 	tb := &Table{
 		path:           cf.Path,
 		dialect:        d,
+		queryTmpl:      cf.Query,
 		tmpl:           tmpl,
-		domain:         splitHosts(cf.Domain),
+		domain:         cf.Domain,
 		root:           opt.Root,
 		limit:          cf.ExpansionLimit,
 		timeout:        opt.QueryTimeout,
@@ -171,34 +171,29 @@ func (t *Table) Endpoints() []string {
 // eligible reports whether Postfix queries the table for the (folded) key
 // at all: the domain restriction and the templates' needs.
 func (t *Table) eligible(key string) (bool, error) {
-	if key == "" || strings.IndexByte(key, 0) >= 0 || !validUTF8(key) {
-		return false, nil
+	ok, err := lookupkey.CheckDomain(t.root, t.domain, key)
+	if err != nil {
+		return false, fmt.Errorf("%s %s: %w", t.dialect.name(), t.path, err)
 	}
-	if len(t.domain) > 0 {
-		user, domain, ok := splitAddr(key)
-		if !ok || user == "" {
-			return false, nil
-		}
-		if match, err := t.matchDomain(domain); !match || err != nil {
-			return false, err
-		}
-	}
-	_, _, _, ok := t.tmpl.keyParts(key)
-	return ok, nil
+	return ok && t.tmpl.Accepts(key), nil
 }
 
 // Lookup returns what Postfix's lookup of key in the table returns: every
 // non-NULL, non-empty column of every row (for sqlite, the first column
 // only), formatted with result_format; nil when the key is not found or its
 // query is suppressed. The key is case folded first, as Postfix does (see
-// foldKey and Options.SMTPUTF8Disabled).
+// lookupkey.Fold and Options.SMTPUTF8Disabled); a key that is not UTF-8
+// or holds a NUL byte is never looked up.
 func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
-	key = t.fold(key)
+	key, ok := t.fold(key)
+	if !ok {
+		return nil, nil
+	}
 	ok, err := t.eligible(key)
 	if !ok || err != nil {
 		return nil, err
 	}
-	q, ok := t.tmpl.expandQuery(key, t.dialect.quote)
+	q, ok := t.tmpl.Expand(t.queryTmpl, key, t.dialect.quote)
 	if !ok {
 		return nil, nil
 	}
@@ -215,7 +210,7 @@ func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
 			if v == nil {
 				continue
 			}
-			if r, ok := t.tmpl.formatResult(*v, key); ok {
+			if r, ok := t.tmpl.FormatResult(*v, key); ok {
 				results = append(results, r)
 			}
 		}
@@ -226,13 +221,13 @@ func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
 	return results, nil
 }
 
-// fold folds a lookup key as Postfix does: see foldKey and
-// Options.SMTPUTF8Disabled.
-func (t *Table) fold(key string) string {
+// fold folds a lookup key as Postfix does (see Options.SMTPUTF8Disabled);
+// ok is false for a key Postfix never looks up.
+func (t *Table) fold(key string) (folded string, ok bool) {
 	if t.asciiFold {
-		return asciiLower(key)
+		return lookupkey.FoldASCII(key)
 	}
-	return foldKey(key)
+	return lookupkey.Fold(key)
 }
 
 // lookupKey marks the context of Lookup's query: a dialect must then give
