@@ -153,6 +153,10 @@ type aliasTable interface {
 // it, recording the files it depends on.
 func (b *builder) openDomainTable(t postfix.Table) (domainTable, error) {
 	b.read(t.Name)
+	// With smtputf8_enable = no, Postfix folds only ASCII letters of
+	// lookup keys.
+	v, _ := b.pf.Param("smtputf8_enable")
+	asciiFold := strings.EqualFold(v, "no")
 	switch t.Type {
 	case "mysql", "pgsql", "sqlite":
 		cf, err := postfix.LoadSQLTable(b.opt.Root, t.Type, t.Name)
@@ -167,11 +171,7 @@ func (b *builder) openDomainTable(t postfix.Table) (domainTable, error) {
 			opt = b.opt.SQLite
 		}
 		opt.Root = b.opt.Root
-		// With smtputf8_enable = no, Postfix folds only ASCII letters of
-		// lookup keys.
-		if v, _ := b.pf.Param("smtputf8_enable"); strings.EqualFold(v, "no") {
-			opt.SMTPUTF8Disabled = true
-		}
+		opt.SMTPUTF8Disabled = opt.SMTPUTF8Disabled || asciiFold
 		b.read(cf.OptionFile, cf.TLSCertFile, cf.TLSKeyFile, cf.TLSCAFile, cf.DBPath)
 		if t.Type == "mysql" && cf.OptionFile == "" && cf.OptionGroup != "" {
 			b.read("/etc/my.cnf", "/etc/mysql/my.cnf") // what libmariadb reads then
@@ -188,6 +188,7 @@ func (b *builder) openDomainTable(t postfix.Table) (domainTable, error) {
 		}
 		opt := b.opt.LDAP
 		opt.Root = b.opt.Root
+		opt.SMTPUTF8Disabled = opt.SMTPUTF8Disabled || asciiFold
 		b.read(cf.TLSCACertFile, cf.TLSCert, cf.TLSKey)
 		tab, err := ldaptable.Open(cf, opt)
 		if err != nil {

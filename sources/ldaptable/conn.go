@@ -10,7 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -33,9 +33,20 @@ type server struct {
 	host    string // the name TLS checks
 	ldaps   bool
 
-	mu   sync.Mutex
+	lock chan struct{} // holds a token while conn is read or replaced
 	conn *ldap.Conn
+
+	// downUntil is when (in Unix nanoseconds) the server stops counting
+	// as down: connecting to it or using its connection failed, and until
+	// then it is tried after the others.
+	downUntil atomic.Int64
 }
+
+// downTime is how long a server that failed is tried only after the
+// others, as Postfix's retry_interval does for its SQL tables.
+const downTime = time.Minute
+
+func (s *server) markDown() { s.downUntil.Store(time.Now().Add(downTime).UnixNano()) }
 
 // newServer reads an LDAP URL of server_host.
 func newServer(raw string) (*server, error) {
@@ -43,7 +54,7 @@ func newServer(raw string) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server_host %s: %w", raw, err)
 	}
-	s := &server{url: raw, host: u.Host}
+	s := &server{url: raw, host: u.Host, lock: make(chan struct{}, 1)}
 	switch u.Scheme {
 	case "ldapi":
 		s.network, s.addr = "unix", u.Host
@@ -80,13 +91,15 @@ func (e *serverError) Error() string { return e.err.Error() }
 func (e *serverError) Unwrap() error { return e.err }
 
 // isNetwork reports whether err from go-ldap means the connection is
-// unusable (closed, broken, timed out) rather than an answer.
+// unusable (closed, broken, or silent for the query timeout) rather than
+// an answer. The end of a caller's context is not: the connection is
+// shared, and the other calls on it go on.
 func isNetwork(err error) bool {
 	var le *ldap.Error
 	if errors.As(err, &le) {
 		return le.ResultCode == ldap.ErrorNetwork
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	return false
 }
 
 // ldapCode returns the LDAP result code of err, or -1.
@@ -98,17 +111,25 @@ func ldapCode(err error) int {
 	return -1
 }
 
-// do runs op with a connection to each server in turn, until one does not
-// fail as a server. A connection found broken is replaced and op retried
-// once on that server, as Postfix reconnects when its cached connection
-// went away.
+// do runs op with a connection to each server in turn (see order), until
+// one does not fail as a server. A connection found broken is replaced
+// and op retried once on that server, as Postfix reconnects when its
+// cached connection went away. Connecting to a server takes at most the
+// connect timeout, and while other servers remain, at most an equal share
+// of what is left of ctx's deadline, so that one server that never
+// answers leaves time for the others.
 func (t *Table) do(ctx context.Context, op func(c *ldap.Conn) error) error {
 	if t.closed.Load() {
 		return fmt.Errorf("ldap %s: table closed", t.path)
 	}
 	var errs []error
-	for _, s := range t.servers {
-		err := t.doOn(ctx, s, op)
+	order := t.order()
+	for i, s := range order {
+		limit := t.connectTimeout
+		if dl, ok := ctx.Deadline(); ok && i < len(order)-1 {
+			limit = min(limit, time.Until(dl)/time.Duration(len(order)-i))
+		}
+		err := t.doOn(ctx, s, limit, op)
 		if err == nil {
 			return nil
 		}
@@ -121,9 +142,10 @@ func (t *Table) do(ctx context.Context, op func(c *ldap.Conn) error) error {
 	return errors.Join(errs...)
 }
 
-func (t *Table) doOn(ctx context.Context, s *server, op func(c *ldap.Conn) error) error {
+// doOn runs op on server s, connecting within limit when needed.
+func (t *Table) doOn(ctx context.Context, s *server, limit time.Duration, op func(c *ldap.Conn) error) error {
 	for attempt := 0; ; attempt++ {
-		c, fresh, err := t.conn(ctx, s)
+		c, fresh, err := t.conn(ctx, s, limit)
 		if err != nil {
 			return err
 		}
@@ -133,16 +155,46 @@ func (t *Table) doOn(ctx context.Context, s *server, op func(c *ldap.Conn) error
 		}
 		s.drop(c)
 		if fresh || attempt > 0 || ctx.Err() != nil {
+			if ctx.Err() == nil {
+				s.markDown()
+			}
 			return &serverError{err}
 		}
 	}
 }
 
-// conn returns the server's shared connection, connecting first when
+// order returns the servers in the order a call tries them: those not
+// marked down in the order server_host lists them, then those marked
+// down.
+func (t *Table) order() []*server {
+	now := time.Now().UnixNano()
+	up := make([]*server, 0, len(t.servers))
+	var down []*server
+	for _, s := range t.servers {
+		if s.downUntil.Load() > now {
+			down = append(down, s)
+		} else {
+			up = append(up, s)
+		}
+	}
+	return append(up, down...)
+}
+
+// conn returns the server's shared connection, connecting first (within
+// limit, waiting for another call's connection attempt included) when
 // there is none or it was closed; fresh reports a new connection.
-func (t *Table) conn(ctx context.Context, s *server) (c *ldap.Conn, fresh bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (t *Table) conn(ctx context.Context, s *server, limit time.Duration) (c *ldap.Conn, fresh bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	select {
+	case s.lock <- struct{}{}:
+	case <-cctx.Done():
+		if ctx.Err() != nil {
+			return nil, false, fmt.Errorf("connect: %w", ctx.Err())
+		}
+		return nil, false, &serverError{errors.New("unreachable: another call's connection attempt did not end in time")}
+	}
+	defer func() { <-s.lock }()
 	if s.conn != nil && !s.conn.IsClosing() {
 		return s.conn, false, nil
 	}
@@ -150,10 +202,15 @@ func (t *Table) conn(ctx context.Context, s *server) (c *ldap.Conn, fresh bool, 
 		s.conn.Close()
 		s.conn = nil
 	}
-	c, err = t.connect(ctx, s)
+	c, err = t.connect(cctx, s)
 	if err != nil {
+		var se *serverError
+		if errors.As(err, &se) && ctx.Err() == nil {
+			s.markDown()
+		}
 		return nil, false, err
 	}
+	s.downUntil.Store(0)
 	if t.closed.Load() {
 		c.Close()
 		return nil, false, errors.New("table closed")
@@ -164,8 +221,8 @@ func (t *Table) conn(ctx context.Context, s *server) (c *ldap.Conn, fresh bool, 
 
 // drop closes c if it is still the server's connection.
 func (s *server) drop(c *ldap.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock <- struct{}{}
+	defer func() { <-s.lock }()
 	if s.conn == c {
 		s.conn = nil
 	}
@@ -173,8 +230,8 @@ func (s *server) drop(c *ldap.Conn) {
 }
 
 func (s *server) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock <- struct{}{}
+	defer func() { <-s.lock }()
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil

@@ -178,15 +178,15 @@ func unknownKey(f *filter) tri {
 }
 
 // candidates returns the keys a value of a key attribute stands for: the
-// value without the text around the key in some assertion, case folded,
-// when that is a domain name.
-func (l *listing) candidates(v string, add func(string)) {
+// value without the text around the key in some assertion, folded with
+// fold, when that is a domain name.
+func (l *listing) candidates(v string, fold func(string) (string, bool), add func(string)) {
 	for _, a := range l.affixes {
 		if len(v) < len(a.prefix)+len(a.suffix) ||
 			!strings.EqualFold(v[:len(a.prefix)], a.prefix) || !strings.EqualFold(v[len(v)-len(a.suffix):], a.suffix) {
 			continue
 		}
-		if k, ok := lookupkey.Fold(v[len(a.prefix) : len(v)-len(a.suffix)]); ok && lookupkey.IsDomainName(k) {
+		if k, ok := fold(v[len(a.prefix) : len(v)-len(a.suffix)]); ok && lookupkey.IsDomainName(k) {
 			add(k)
 		}
 	}
@@ -237,7 +237,7 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 		for _, e := range entries {
 			for _, a := range e.Attributes {
 				for _, v := range a.ByteValues {
-					l.candidates(cString(v), func(k string) { seen[k] = true })
+					l.candidates(cString(v), t.fold, func(k string) { seen[k] = true })
 				}
 			}
 		}
@@ -306,7 +306,7 @@ func (t *Table) confirm(ctx context.Context, names []string) (targets []string, 
 					cancel()
 				case len(r) > 0:
 					found[i] = true
-					if tg, ok := lookupkey.Fold(r[0]); ok && tg != names[i] {
+					if tg, ok := t.fold(r[0]); ok && tg != names[i] {
 						targets[i] = tg
 					}
 				}

@@ -84,11 +84,21 @@ func TestCandidates(t *testing.T) {
 	l := &listing{affixes: []affix{{"", ""}, {"postmaster@", ""}, {"@", ".x"}}}
 	var got []string
 	for _, v := range []string{"Example.COM", "Postmaster@Shop.Example.NET", "@a.b.x", "localhost", "1.2.3.4", "user@example.com", "straße.de", "a..b", "-a.b", "\xff.com", "a b.com"} {
-		l.candidates(v, func(k string) { got = append(got, k) })
+		l.candidates(v, lookupkey.Fold, func(k string) { got = append(got, k) })
 	}
 	want := []string{"example.com", "shop.example.net", "a.b", "strasse.de"}
 	if !slices.Equal(got, want) {
 		t.Errorf("candidates = %q, want %q", got, want)
+	}
+	// With smtputf8_enable = no, candidates are folded as Postfix folds
+	// the keys then: ASCII letters only.
+	tb := &Table{asciiFold: true}
+	got = nil
+	for _, v := range []string{"Example.COM", "STRAßE.de", "ÄBC.Example"} {
+		l.candidates(v, tb.fold, func(k string) { got = append(got, k) })
+	}
+	if want := []string{"example.com", "straße.de", "Äbc.example"}; !slices.Equal(got, want) {
+		t.Errorf("candidates with SMTPUTF8Disabled = %q, want %q", got, want)
 	}
 }
 

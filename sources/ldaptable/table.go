@@ -28,12 +28,19 @@ type Options struct {
 	Override string
 	// ConnectTimeout bounds connecting to one server, STARTTLS and the
 	// bind included; default 2s, and never more than the table's timeout.
+	// While other servers remain to be tried, a connection gets no more
+	// than its share of the caller's deadline.
 	ConnectTimeout time.Duration
 	// QueryTimeout bounds one search on one server; default 5s, and never
 	// more than the table's timeout.
 	QueryTimeout time.Duration
 	// ListingTimeout bounds a whole EachDomain; default 2m.
 	ListingTimeout time.Duration
+	// SMTPUTF8Disabled tells that main.cf sets smtputf8_enable = no.
+	// Postfix then lower-cases only the ASCII letters of a key ("ÄBC"
+	// becomes "Äbc", "Straße" stays), where by default it case folds the
+	// whole key ("äbc", "strasse").
+	SMTPUTF8Disabled bool
 }
 
 // A Table is an opened Postfix LDAP lookup table. Its methods are safe for
@@ -70,6 +77,7 @@ type Table struct {
 	connectTimeout time.Duration
 	queryTimeout   time.Duration
 	listingTimeout time.Duration
+	asciiFold      bool // keys are folded in ASCII only (smtputf8_enable = no)
 
 	closed atomic.Bool
 }
@@ -80,9 +88,10 @@ type Table struct {
 //
 // Servers are tried in the order server_host lists them; a server that
 // cannot be reached (or whose ldaps:// handshake fails) makes the call go
-// on with the next. Each server's connection is shared by concurrent
-// calls; one found broken is replaced once within the call, so a server
-// that went away and came back is used again at once.
+// on with the next, and is tried after the others for a minute. Each
+// server's connection is shared by concurrent calls; one found broken is
+// replaced once within the call, so a server that went away and came back
+// is used again at once.
 func Open(cf *postfix.LDAPTable, opt Options) (*Table, error) {
 	fail := func(err error) (*Table, error) { return nil, fmt.Errorf("ldap %s: %w", cf.Path, err) }
 	if opt.ConnectTimeout <= 0 {
@@ -118,6 +127,7 @@ func Open(cf *postfix.LDAPTable, opt Options) (*Table, error) {
 		connectTimeout: opt.ConnectTimeout,
 		queryTimeout:   opt.QueryTimeout,
 		listingTimeout: opt.ListingTimeout,
+		asciiFold:      opt.SMTPUTF8Disabled,
 		tlsFiles: tlsFiles{caFile: cf.TLSCACertFile, caDir: cf.TLSCACertDir,
 			cert: cf.TLSCert, key: cf.TLSKey, require: cf.TLSRequireCert},
 	}
@@ -183,8 +193,8 @@ func (t *Table) Close() error {
 // Path returns the host path of the lookup file.
 func (t *Table) Path() string { return t.path }
 
-// Endpoints returns the servers the table connects to, in the order they
-// are tried, as LDAP URLs ("ldap://127.0.0.1:389", "ldapi://%2Frun%2Fslapd%2Fldapi").
+// Endpoints returns the servers the table connects to, in the order
+// server_host lists them, as LDAP URLs ("ldap://127.0.0.1:389", "ldapi://%2Frun%2Fslapd%2Fldapi").
 func (t *Table) Endpoints() []string {
 	out := make([]string, len(t.servers))
 	for i, s := range t.servers {
@@ -208,8 +218,8 @@ func (e *dataError) Unwrap() error { return e.err }
 // found (DN and URL special attributes followed), each formatted with
 // result_format; nil when nothing is found or Postfix does not search for
 // this key at all. The key is case folded first, as Postfix does (ASCII
-// lower-cased, other UTF-8 case folded); a key that is not UTF-8 or holds a
-// NUL byte is never looked up. The key is escaped into the filter as
+// lower-cased, other UTF-8 case folded unless Options.SMTPUTF8Disabled); a
+// key that is not UTF-8 or holds a NUL byte is never looked up. The key is escaped into the filter as
 // Postfix does (RFC 4515), so no key can change the filter's structure.
 //
 // An error names the table and the server; a wrong bind password reads
@@ -217,7 +227,7 @@ func (e *dataError) Unwrap() error { return e.err }
 // fails with a temporary error (expansion_limit or size_limit exceeded, a
 // search error) is an error here too.
 func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
-	key, ok := lookupkey.Fold(key)
+	key, ok := t.fold(key)
 	if !ok {
 		return nil, nil
 	}
@@ -275,6 +285,15 @@ func (t *Table) Lookup(ctx context.Context, key string) ([]string, error) {
 	return out, nil
 }
 
+// fold folds a lookup key as Postfix does (see Options.SMTPUTF8Disabled);
+// ok is false for a key Postfix never looks up.
+func (t *Table) fold(key string) (folded string, ok bool) {
+	if t.asciiFold {
+		return lookupkey.FoldASCII(key)
+	}
+	return lookupkey.Fold(key)
+}
+
 // eligible reports whether Postfix searches for the (folded) key at all,
 // as far as the "domain" restriction decides.
 func (t *Table) eligible(key string) (bool, error) {
@@ -286,10 +305,12 @@ func (t *Table) eligible(key string) (bool, error) {
 }
 
 // search runs one search on c and returns its entries, within the query
-// timeout and ctx.
+// timeout and ctx. A server silent for the query timeout fails as a
+// network error (the connection is dropped, as go-ldap's own timeout
+// does); the end of ctx fails only this call.
 func (t *Table) search(ctx context.Context, c *ldap.Conn, base string, scope int, f *filter, attrs []string) ([]*ldap.Entry, error) {
 	req := ldap.NewSearchRequest(base, scope, t.deref, t.sizeLimit, t.timeLimit, false, f.String(), attrs, nil)
-	ctx, cancel := context.WithTimeout(ctx, t.queryTimeout)
+	qctx, cancel := context.WithTimeout(ctx, t.queryTimeout)
 	defer cancel()
 	type result struct {
 		r   *ldap.SearchResult
@@ -306,8 +327,11 @@ func (t *Table) search(ctx context.Context, c *ldap.Conn, base string, scope int
 			return nil, res.err
 		}
 		return res.r.Entries, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("search timed out: %w", ctx.Err())
+	case <-qctx.Done():
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("search: %w", ctx.Err())
+		}
+		return nil, ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("search timed out after %s", t.queryTimeout))
 	}
 }
 

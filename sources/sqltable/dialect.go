@@ -9,7 +9,7 @@ type dialect interface {
 	name() string
 	// open returns the servers of table cf in the order Postfix tries
 	// them, each with a pool that connects on first use.
-	open(cf *postfix.SQLTable, opt Options) ([]endpoint, error)
+	open(cf *postfix.SQLTable, opt Options) ([]*endpoint, error)
 	// quote escapes a key for use between single quotes, as Postfix's
 	// client library does for this server.
 	quote(s string) string

@@ -598,7 +598,20 @@ func conjText(c []*node) string {
 // fails part-way and the next one is tried, restart is called first and
 // the listing begins again. When EachDomain returns an error, fn may have
 // seen part of the listing.
+//
+// ListingTimeout bounds the whole call: the listing, the lookups that
+// confirm candidates, and fn's work.
 func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), restart func()) error {
+	lctx, cancel := context.WithTimeout(ctx, t.listingTimeout)
+	defer cancel()
+	err := t.eachDomain(lctx, fn, restart)
+	if err != nil && lctx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("%s %s: listing not done within the listing timeout (%s): %w", t.dialect.name(), t.path, t.listingTimeout, err)
+	}
+	return err
+}
+
+func (t *Table) eachDomain(ctx context.Context, fn func(domain, target string), restart func()) error {
 	// A bare domain is never looked up in a table with a domain
 	// restriction, nor in one whose query needs %d, %u of a non-empty
 	// local part or %1..%9 (Postfix suppresses the query): such a table

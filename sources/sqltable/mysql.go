@@ -3,11 +3,9 @@ package sqltable
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -50,7 +48,7 @@ func (mysqlDialect) explain(err error) error {
 // "socket" of the option files Postfix makes it read (option_file, or
 // /etc/my.cnf and /etc/mysql/my.cnf when option_group is set), or
 // DefaultSocket.
-func (mysqlDialect) open(t *postfix.SQLTable, opt Options) ([]endpoint, error) {
+func (mysqlDialect) open(t *postfix.SQLTable, opt Options) ([]*endpoint, error) {
 	hosts := splitHosts(t.Hosts)
 	if len(hosts) == 0 {
 		hosts = []string{"localhost"} // Postfix's default
@@ -77,7 +75,7 @@ func (mysqlDialect) open(t *postfix.SQLTable, opt Options) ([]endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []endpoint
+	var out []*endpoint
 	for _, h := range append(unix, inet...) {
 		cfg := mysql.NewConfig()
 		cfg.User, cfg.Passwd, cfg.DBName = t.User, t.Password, t.DBName
@@ -96,25 +94,9 @@ func (mysqlDialect) open(t *postfix.SQLTable, opt Options) ([]endpoint, error) {
 			closeAll(out)
 			return nil, fmt.Errorf("host %s: %w", h.host, err)
 		}
-		out = append(out, newEndpoint(h.String(), sql.OpenDB(conn)))
+		out = append(out, newEndpoint(h.String(), conn))
 	}
 	return out, nil
-}
-
-// newEndpoint sizes db's pool as Postfix's proxymap would use it: a few
-// connections, closed after a minute idle.
-func newEndpoint(name string, db *sql.DB) endpoint {
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxIdleTime(time.Minute)
-	return endpoint{name: name, db: db}
-}
-
-// closeAll closes the pools of eps (an Open that failed half-way).
-func closeAll(eps []endpoint) {
-	for _, ep := range eps {
-		ep.db.Close()
-	}
 }
 
 // quoteMySQL escapes s as mysql_real_escape_string does for a connection

@@ -2,7 +2,6 @@ package sqltable
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -75,19 +74,19 @@ func (pgsqlDialect) explain(err error) error {
 // reproducible). An entry Postfix would fail to connect with (a bad port,
 // a host name no resolver takes, a broken URI) fails each query on it, as
 // in Postfix, and the next host is tried; see pgsqlConfig.
-func (pgsqlDialect) open(t *postfix.SQLTable, opt Options) ([]endpoint, error) {
+func (pgsqlDialect) open(t *postfix.SQLTable, opt Options) ([]*endpoint, error) {
 	hosts := splitHosts(t.Hosts)
 	if len(hosts) == 0 {
 		hosts = []string{"localhost"} // Postfix's default
 	}
-	var out []endpoint
+	var out []*endpoint
 	for _, h := range hosts {
 		cfg, name, err := pgsqlConfig(h, t, opt)
 		var c driver.Connector = pgsqlConnector{cfg}
 		if err != nil {
 			c = failedConnector{err}
 		}
-		out = append(out, newEndpoint(name, sql.OpenDB(c)))
+		out = append(out, newEndpoint(name, c))
 	}
 	return out, nil
 }
@@ -434,15 +433,25 @@ func pgValue(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// redactURI names a hosts entry without the password a connection URI
-// holds, in its user information or as a query parameter. Anything with
-// "://" is treated as a URI, even the "postgres://" Postfix does not take
-// for one.
+// redactURI names a hosts entry without the password it may hold: the
+// user information before an '@' is cut to the user name
+// ("postgresql://vmail:pw@db" reads "postgresql://vmail@db"), a port
+// that is no number is hidden ("postgresql://vmail:pw/db" reads
+// "postgresql://vmail:…/db"), and query parameters naming a password are
+// left out. Any entry is read so, not
+// only the URIs Postfix takes for one: a misspelled "postgresql:vmail:pw@db"
+// or "postgres://vmail:pw@db" is a URI to whoever wrote it.
 func redactURI(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
+	// The scheme, if any, and the slashes after it stay as written.
+	head := ""
+	if i := strings.IndexByte(u, ':'); i > 0 && isScheme(u[:i]) {
+		j := i + 1
+		for j < len(u) && u[j] == '/' {
+			j++
+		}
+		head, u = u[:j], u[j:]
 	}
+	rest := u
 	// libpq ends the user information at the first '@' before a '/'; a
 	// malformed URI may have more: keep only the user name before the
 	// first ':' and whatever follows the last '@'.
@@ -452,6 +461,21 @@ func redactURI(u string) string {
 			user = user[:i]
 		}
 		rest = user + "@" + rest[at+1:]
+	} else if head != "" {
+		// Without an '@', a "user:password" reads as host:port: a port
+		// that is not a number is hidden.
+		end := strings.IndexAny(rest, "/?")
+		if end < 0 {
+			end = len(rest)
+		}
+		hosts := strings.Split(rest[:end], ",")
+		for i, h := range hosts {
+			j := strings.LastIndexByte(h, ':')
+			if j >= 0 && j > strings.LastIndexByte(h, ']') && strings.Trim(h[j+1:], "0123456789") != "" {
+				hosts[i] = h[:j+1] + "…"
+			}
+		}
+		rest = strings.Join(hosts, ",") + rest[end:]
 	}
 	if base, query, ok := strings.Cut(rest, "?"); ok {
 		var keep []string
@@ -467,7 +491,21 @@ func redactURI(u string) string {
 			rest += "?" + strings.Join(keep, "&")
 		}
 	}
-	return scheme + "://" + rest
+	return head + rest
+}
+
+// isScheme reports whether s is a URI scheme (RFC 3986: a letter, then
+// letters, digits, '+', '-' and '.').
+func isScheme(s string) bool {
+	for i, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // The rest of this file is a small database/sql driver over pgconn that

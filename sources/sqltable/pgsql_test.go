@@ -172,6 +172,8 @@ func TestPgSQL(t *testing.T) {
 	t.Run("EachDomainFailsPartWay", func(t *testing.T) { testPgSQLPartWay(t, s) })
 	t.Run("AliasTargets", func(t *testing.T) { testPgSQLAliasTargets(t, s) })
 	t.Run("Environment", func(t *testing.T) { testPgSQLEnvironment(t, s) })
+	t.Run("ListingTimeout", func(t *testing.T) { testPgSQLListingTimeout(t, s) })
+	t.Run("DeadHost", func(t *testing.T) { testPgSQLDeadHost(t, s) })
 }
 
 // testPgSQLDifferential asks the real postmap and Lookup the same keys of

@@ -3,7 +3,6 @@ package sqltable
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -81,7 +80,7 @@ const sqliteMagic = "SQLite format 3\x00"
 // never write them, so a missing file is an error here; so are a
 // directory, an unreadable file and a file that is not an SQLite 3
 // database (an empty file is an empty database, as for SQLite).
-func (sqliteDialect) open(t *postfix.SQLTable, opt Options) ([]endpoint, error) {
+func (sqliteDialect) open(t *postfix.SQLTable, opt Options) ([]*endpoint, error) {
 	if !strings.HasPrefix(t.DBPath, "/") {
 		return nil, fmt.Errorf("dbpath %q: want an absolute path", t.DBPath)
 	}
@@ -101,7 +100,7 @@ func (sqliteDialect) open(t *postfix.SQLTable, opt Options) ([]endpoint, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dbpath %s: %w", t.DBPath, err)
 	}
-	return []endpoint{newEndpoint(t.DBPath, sql.OpenDB(sqliteConnector{conn}))}, nil
+	return []*endpoint{newEndpoint(t.DBPath, sqliteConnector{conn})}, nil
 }
 
 // checkDBFile reports why the file p cannot be a readable SQLite database.

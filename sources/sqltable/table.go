@@ -23,10 +23,13 @@ package sqltable
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
@@ -45,7 +48,9 @@ type Options struct {
 	// Root reads option files, TLS files and sqlite databases. The zero
 	// value reads the real file system.
 	Root hostfs.Root
-	// ConnectTimeout bounds connecting to one host; default 2s.
+	// ConnectTimeout bounds connecting to one host; default 2s. While
+	// other hosts remain to be tried, a connection gets no more than its
+	// share of the caller's deadline.
 	ConnectTimeout time.Duration
 	// QueryTimeout bounds one query on one host; default 5s.
 	QueryTimeout time.Duration
@@ -70,11 +75,12 @@ type Table struct {
 	domain         []string // the "domain" restriction list
 	root           hostfs.Root
 	limit          int
+	connectTimeout time.Duration
 	timeout        time.Duration
 	listingTimeout time.Duration
-	endpoints      []endpoint // in the order they are tried
-	firstOnly      bool       // only the first column of a row is a result (sqlite)
-	asciiFold      bool       // keys are folded in ASCII only (smtputf8_enable = no)
+	endpoints      []*endpoint // in the order written (see order)
+	firstOnly      bool        // only the first column of a row is a result (sqlite)
+	asciiFold      bool        // keys are folded in ASCII only (smtputf8_enable = no)
 
 	aliasMu    sync.Mutex // guards the alias_domain query, found once (aliasQuery)
 	aliasKnown bool
@@ -85,7 +91,97 @@ type Table struct {
 // An endpoint is one database server a table can be queried on.
 type endpoint struct {
 	name string  // for errors: "127.0.0.1:3306", "unix:/run/mysqld/mysqld.sock"
-	db   *sql.DB // connects on first use
+	db   *sql.DB // connects on first use, through a hostConnector
+
+	// downUntil is when (in Unix nanoseconds) the host stops counting as
+	// down: a connection to it failed, and until then it is tried after
+	// the others.
+	downUntil atomic.Int64
+}
+
+// downTime is how long a host whose connection failed is tried only after
+// the others, as Postfix's SQL clients do for retry_interval (60s by
+// default).
+const downTime = time.Minute
+
+// newEndpoint returns the endpoint for the host that c connects to, with a
+// pool sized as Postfix's proxymap would use it: a few connections,
+// closed after a minute idle.
+func newEndpoint(name string, c driver.Connector) *endpoint {
+	ep := &endpoint{name: name}
+	ep.db = sql.OpenDB(hostConnector{c, ep})
+	ep.db.SetMaxOpenConns(4)
+	ep.db.SetMaxIdleConns(2)
+	ep.db.SetConnMaxIdleTime(time.Minute)
+	return ep
+}
+
+// closeAll closes the pools of eps (an Open that failed half-way).
+func closeAll(eps []*endpoint) {
+	for _, ep := range eps {
+		ep.db.Close()
+	}
+}
+
+// A connectLimit, in the context of a query, bounds connecting to the
+// host the query runs on (queryEach sets it).
+type connectLimit struct {
+	deadline time.Time
+	// caller is the caller's context: a connection cut short because it
+	// ended says nothing about the host.
+	caller context.Context
+}
+
+type connectLimitKey struct{}
+
+// A hostConnector connects to an endpoint's host within the connectLimit
+// of the query that needs the connection, and marks the host down when
+// connecting fails, up again when it succeeds.
+type hostConnector struct {
+	driver.Connector
+	ep *endpoint
+}
+
+func (c hostConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	caller := ctx
+	if l, ok := ctx.Value(connectLimitKey{}).(*connectLimit); ok {
+		caller = l.caller
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, l.deadline)
+		defer cancel()
+	}
+	conn, err := c.Connector.Connect(ctx)
+	switch {
+	case err == nil:
+		c.ep.downUntil.Store(0)
+	case caller.Err() == nil:
+		c.ep.downUntil.Store(time.Now().Add(downTime).UnixNano())
+	}
+	return conn, err
+}
+
+// Close closes the connector when it holds resources of its own.
+func (c hostConnector) Close() error {
+	if cl, ok := c.Connector.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+// order returns the endpoints in the order a query tries them: the hosts
+// not marked down in the order written, then those marked down.
+func (t *Table) order() []*endpoint {
+	now := time.Now().UnixNano()
+	up := make([]*endpoint, 0, len(t.endpoints))
+	var down []*endpoint
+	for _, ep := range t.endpoints {
+		if ep.downUntil.Load() > now {
+			down = append(down, ep)
+		} else {
+			up = append(up, ep)
+		}
+	}
+	return append(up, down...)
 }
 
 // errExpansionLimit is wrapped by Lookup when Postfix's lookup fails for
@@ -95,7 +191,8 @@ var errExpansionLimit = errors.New("exceed expansion_limit")
 
 // Open prepares the table cf for queries. It validates the hosts and the
 // templates and reads option and TLS files, but does not connect. See each
-// dialect for the order hosts are tried in.
+// dialect for the order hosts are tried in; a host that could not be
+// connected to is tried after the others for a minute.
 func Open(cf *postfix.SQLTable, opt Options) (*Table, error) {
 	if opt.ConnectTimeout <= 0 {
 		opt.ConnectTimeout = 2 * time.Second
@@ -129,6 +226,7 @@ func Open(cf *postfix.SQLTable, opt Options) (*Table, error) {
 		domain:         cf.Domain,
 		root:           opt.Root,
 		limit:          cf.ExpansionLimit,
+		connectTimeout: opt.ConnectTimeout,
 		timeout:        opt.QueryTimeout,
 		listingTimeout: opt.ListingTimeout,
 		asciiFold:      opt.SMTPUTF8Disabled,
@@ -157,8 +255,8 @@ func (t *Table) Close() error {
 // Path returns the host path of the lookup file.
 func (t *Table) Path() string { return t.path }
 
-// Endpoints returns, in the order they are tried, the servers the table
-// connects to ("127.0.0.1:3306", "unix:/run/mysqld/mysqld.sock",
+// Endpoints returns, in the order they are tried while none is down (see
+// Open), the servers the table connects to ("127.0.0.1:3306", "unix:/run/mysqld/mysqld.sock",
 // "localhost (unix:/run/mysqld/mysqld.sock)").
 func (t *Table) Endpoints() []string {
 	var out []string
@@ -265,19 +363,30 @@ func (t *Table) query(ctx context.Context, q string) ([][]*string, error) {
 	return out, nil
 }
 
-// queryEach runs q on each endpoint in turn until one answers, within
-// timeout on each, calling row for every row it returns. The values passed to row are valid only during
-// the call; a NULL (and an empty value, which Postfix skips the same way)
-// is nil. Before trying the next endpoint after one failed part-way,
-// queryEach calls restart so that the caller can drop the rows it got.
-// When every endpoint fails the error names each one and what failed.
+// queryEach runs q on each endpoint in turn (see order) until one
+// answers, within timeout on each, calling row for every row it returns.
+// The values passed to row are valid only during the call; a NULL (and an
+// empty value, which Postfix skips the same way) is nil. Before trying the
+// next endpoint after one failed part-way, queryEach calls restart so that
+// the caller can drop the rows it got. When every endpoint fails the
+// error names each one and what failed.
+//
+// Connecting to a host takes at most ConnectTimeout, and while other
+// hosts remain, at most an equal share of what is left of ctx's deadline,
+// so that one host that never answers leaves time for the others.
 func (t *Table) queryEach(ctx context.Context, q string, timeout time.Duration, row func([]sql.RawBytes), restart func()) error {
 	var errs []error
-	for i, ep := range t.endpoints {
+	order := t.order()
+	for i, ep := range order {
 		if i > 0 {
 			restart()
 		}
-		err := t.queryEachOn(ctx, ep.db, q, timeout, row)
+		limit := t.connectTimeout
+		if dl, ok := ctx.Deadline(); ok && i < len(order)-1 {
+			limit = min(limit, time.Until(dl)/time.Duration(len(order)-i))
+		}
+		qctx := context.WithValue(ctx, connectLimitKey{}, &connectLimit{deadline: time.Now().Add(limit), caller: ctx})
+		err := t.queryEachOn(qctx, ep.db, q, timeout, row)
 		if err == nil {
 			return nil
 		}
