@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -443,5 +445,65 @@ func TestJSONForm(t *testing.T) {
 		if _, ok := doc[key]; !ok {
 			t.Errorf("JSON lacks %q: %s", key, b)
 		}
+	}
+}
+
+// TestUnreadableTableIsAnOutage: a lookup table file that exists but
+// cannot be read (here: replaced by a directory; a chmod 0600 as non-root
+// reads the same way) keeps the domains the previous snapshot had from
+// it, with a warning, as a database outage does; once readable, the file
+// is read again; a removed file drops its domains.
+func TestUnreadableTableIsAnOutage(t *testing.T) {
+	h := baseHost(t)
+	h["/etc/postfix/main.cf"] = strings.Replace(h["/etc/postfix/main.cf"], "virtual_mailbox_domains = example.org example.com",
+		"virtual_mailbox_domains = example.org texthash:/etc/postfix/vdomains", 1)
+	h["/etc/postfix/vdomains"] = "a.example OK\nb.example OK\n"
+	root := writeRoot(t, h)
+	build := func(prev *Snapshot) *Snapshot {
+		t.Helper()
+		s, err := Build(context.Background(), Options{Root: root, Previous: prev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	names := func(s *Snapshot) []string {
+		var out []string
+		for _, d := range s.Domains() {
+			out = append(out, d.Name+" "+d.Source)
+		}
+		return out
+	}
+	good := build(nil)
+	want := []string{"a.example /etc/postfix/vdomains:1", "b.example /etc/postfix/vdomains:2", "example.org /etc/postfix/main.cf:3"}
+	if got := names(good); !slices.Equal(got, want) {
+		t.Fatalf("readable: %q, want %q", got, want)
+	}
+	file := filepath.Join(root.Dir(), "etc/postfix/vdomains")
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := build(good)
+	if got := names(out); !slices.Equal(got, want) {
+		t.Errorf("unreadable: %q, want the previous domains %q", got, want)
+	}
+	if !hasWarning(out, "serving the 2 domains it listed before until it can be read") || out.DomainsListed() || !slices.Contains(out.Unreachable(), "/etc/postfix/vdomains") {
+		t.Errorf("unreadable: warnings %q, listed %v, unreachable %q", out.Warnings(), out.DomainsListed(), out.Unreachable())
+	}
+	if first := build(nil); first.NumDomains() != 1 {
+		t.Errorf("unreadable with no previous snapshot: %q, want only example.org", names(first))
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if gone := build(out); gone.NumDomains() != 1 {
+		t.Errorf("removed: %q, want only example.org", names(gone))
+	}
+	testtool.WriteFiles(t, root.Dir(), map[string]string{"/etc/postfix/vdomains": "c.example OK\n"})
+	if back := build(out); !slices.Equal(names(back), []string{"c.example /etc/postfix/vdomains:1", "example.org /etc/postfix/main.cf:3"}) || !back.DomainsListed() {
+		t.Errorf("readable again: %q (listed %v)", names(back), back.DomainsListed())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
@@ -80,10 +81,14 @@ func (b *builder) addTable(ctx context.Context, param string, alias bool, t post
 			b.read(t.Name + suffix) // postmap rewrites it
 		}
 		keys, err := postfix.LoadTableSource(b.opt.Root, t.Name)
-		if err != nil {
-			b.warn("%s: %s: %v", param, where, withHint(err))
-			b.snap.listed = false
+		var bad *hostfs.PosError
+		switch {
+		case err != nil && !errors.As(err, &bad):
+			b.tableUnreadable(param, where, t.Name, alias, err)
 			return
+		case err != nil:
+			// Bad lines are skipped, as postmap does; the others count.
+			b.warn("%s: %s: %v", param, where, err)
 		}
 		for _, k := range keys {
 			b.addDomain(k.Key, alias, k.Pos)
@@ -214,8 +219,13 @@ func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool
 	b.tableSeen[use] = true
 	tab, err := b.openDomainTable(t)
 	if err != nil {
-		b.warn("%s: %s: %v", param, where, err)
-		b.snap.listed = false
+		var bad *hostfs.PosError
+		if errors.As(err, &bad) || errors.Is(err, fs.ErrNotExist) {
+			b.warn("%s: %s: %v", param, where, err)
+			b.snap.listed = false
+			return
+		}
+		b.tableUnreadable(param, where, t.Name, alias, err)
 		return
 	}
 	b.snap.closers = append(b.snap.closers, tab.Close)
@@ -324,21 +334,40 @@ func (b *builder) applyAliases() {
 	}
 }
 
+// tableUnreadable handles a lookup table whose file exists but cannot be
+// read now (its mode, or the service user's groups, changed): an outage
+// like a database that is down, not an empty table. The domains the
+// previous Snapshot had from it are kept, with a warning that carries the
+// permission hint; a missing file (the table was removed) is not for here.
+func (b *builder) tableUnreadable(param, where, file string, alias bool, err error) {
+	b.snap.listed = false
+	b.snap.unreachable = append(b.snap.unreachable, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		b.warn("%s: %s: %v", param, where, withHint(err))
+		return
+	}
+	if n := b.carryForward(file, alias); n > 0 {
+		b.warn("%s: %s: %v; serving the %d domains it listed before until it can be read", param, where, withHint(err), n)
+		return
+	}
+	b.warn("%s: %s: %v", param, where, withHint(err))
+}
+
 // carryForward adds the domains the previous Snapshot had from the table
 // at host path source, for a table that cannot be listed now (its
-// database is down), and returns how many it added.
+// database is down, its file cannot be read), with the lines they were
+// listed at, and returns how many it added.
 func (b *builder) carryForward(source string, alias bool) int {
 	prev := b.opt.Previous
 	if prev == nil {
 		return 0
 	}
 	n := 0
-	src := hostfs.Pos{File: source}
 	for name, i := range prev.domains {
-		if i.line() != 0 || prev.sources[i.source()] != source {
+		if prev.sources[i.source()] != source {
 			continue
 		}
-		b.addDomain(name, alias, src)
+		b.addDomain(name, alias, hostfs.Pos{File: source, Line: i.line()})
 		if target := prev.aliasOf[name]; target != "" {
 			b.snap.aliasOf[name] = target
 		}

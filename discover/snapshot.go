@@ -223,8 +223,9 @@ func (s *Snapshot) Files() []string { return slices.Clone(s.files) }
 // new matches would change the Snapshot too.
 func (s *Snapshot) Globs() []string { return slices.Clone(s.globs) }
 
-// Unreachable returns the host paths of the database lookup tables that
-// could not be listed when the Snapshot was built (a database outage).
+// Unreachable returns the host paths of the lookup tables that could not
+// be listed when the Snapshot was built: a database outage, or a table
+// file that exists but cannot be read.
 // Their domains are those the previous Snapshot listed, if any.
 func (s *Snapshot) Unreachable() []string { return slices.Clone(s.unreachable) }
 
