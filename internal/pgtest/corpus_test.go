@@ -1,11 +1,9 @@
 package pgtest
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
+	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 )
 
 const corpusSet = "../../testdata/corpus/iredmail-pgsql-debian12"
@@ -54,18 +52,6 @@ func readTruth(t *testing.T) corpusTruth {
 	return tr
 }
 
-// needPostmapPgsql returns the path of postmap, or ends t when Postfix or
-// its pgsql table type is missing.
-func needPostmapPgsql(t *testing.T) string {
-	t.Helper()
-	postmap := testtool.Need(t, "postmap")
-	out, err := exec.Command(testtool.Need(t, "postconf"), "-m").Output()
-	if err != nil || !slices.Contains(strings.Fields(string(out)), "pgsql") {
-		testtool.Missing(t, "postconf -m lists no pgsql table type (postfix-pgsql not installed): %v", err)
-	}
-	return postmap
-}
-
 var cfParam = regexp.MustCompile(`(?m)^(\s*)(\w+)(\s*=\s*).*$`)
 
 // rewriteCF copies the set's lookup file with parameters in set replaced
@@ -93,36 +79,21 @@ func rewriteCF(t *testing.T, name string, set map[string]string) string {
 		}
 	}
 	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
+	postmaptest.WriteTable(t, path, out)
 	return path
 }
 
-// postmapQuery asks postmap about keys (postmap -q -) and returns the keys
-// it found, its stderr and whether it exited with status 0 or 1 (1: some
-// key not found).
-func postmapQuery(t *testing.T, postmap, table string, keys []string) (hits []string, stderr string, ok bool) {
+// postmapQuery asks postmap about keys (postmap -q -) in the pgsql table
+// at path and returns the keys it found, its stderr and whether it exited
+// with status 0, or 1 (some key not found) with nothing on stderr.
+func postmapQuery(t *testing.T, postmap, path string, keys []string) (hits []string, stderr string, ok bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, postmap, "-q", "-", table)
-	cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	out, err := cmd.Output()
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		if k, _, found := strings.Cut(line, "\t"); found {
-			hits = append(hits, k)
-		}
+	r, err := postmaptest.Query(postmap, "pgsql", path, keys, postmaptest.Timeout(time.Minute))
+	if err != nil {
+		return nil, err.Error(), false
 	}
-	slices.Sort(hits)
-	ok = err == nil || (cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 1 && errb.Len() == 0)
-	return hits, errb.String(), ok
+	hits = slices.Sorted(maps.Keys(r.Found))
+	return hits, r.Stderr, r.ExitCode == 0 || r.ExitCode == 1 && r.Stderr == ""
 }
 
 // TestCorpusPostmap loads the iredmail-pgsql-debian12 set and asks the real
@@ -131,7 +102,7 @@ func postmapQuery(t *testing.T, postmap, table string, keys []string) (hits []st
 // accept the server and find exactly the set's expected domains, over TCP
 // and over the unix socket in each spelling pgsql_table(5) allows.
 func TestCorpusPostmap(t *testing.T) {
-	postmap := needPostmapPgsql(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	s := Shared(t)
 	loadCorpus(t, s)
 	truth := readTruth(t)
@@ -145,7 +116,7 @@ func TestCorpusPostmap(t *testing.T) {
 	} {
 		t.Run(hosts, func(t *testing.T) {
 			cf := rewriteCF(t, "virtual_mailbox_domains.cf", map[string]string{"hosts": hosts})
-			hits, stderr, ok := postmapQuery(t, postmap, "pgsql:"+cf, truth.Lookup.Candidates)
+			hits, stderr, ok := postmapQuery(t, postmap, cf, truth.Lookup.Candidates)
 			if !ok {
 				t.Fatalf("postmap -q - pgsql:%s failed:\n%s", cf, stderr)
 			}
@@ -177,13 +148,13 @@ func TestCorpusPostmap(t *testing.T) {
 // the password: the lookup fails, with PostgreSQL's message in postmap's
 // warning, over TCP and over the socket.
 func TestCorpusPostmapWrongPassword(t *testing.T) {
-	postmap := needPostmapPgsql(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	s := Shared(t)
 	loadCorpus(t, s)
 	for _, hosts := range []string{"inet:" + s.Addr(), "unix:" + s.SocketDir()} {
 		t.Run(hosts, func(t *testing.T) {
 			cf := rewriteCF(t, "virtual_mailbox_domains.cf", map[string]string{"hosts": hosts, "password": "wrong"})
-			hits, stderr, ok := postmapQuery(t, postmap, "pgsql:"+cf, []string{"example.com"})
+			hits, stderr, ok := postmapQuery(t, postmap, cf, []string{"example.com"})
 			if ok || len(hits) > 0 {
 				t.Fatalf("postmap with a wrong password: hits %q, ok %v, stderr:\n%s", hits, ok, stderr)
 			}

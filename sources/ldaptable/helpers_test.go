@@ -2,13 +2,12 @@ package ldaptable
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
@@ -39,18 +38,12 @@ func openCF(t testing.TB, text string, opt Options) *Table {
 	return tb
 }
 
-// writeCF writes a table file for postmap, dated an hour back: Postfix
-// waits before it opens a file modified in the last seconds.
+// writeCF writes the table file dir/name for postmap
+// (postmaptest.WriteTable) and returns its path.
 func writeCF(t testing.TB, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(p, old, old); err != nil {
-		t.Fatal(err)
-	}
+	postmaptest.WriteTable(t, p, text)
 	return p
 }
 

@@ -1,52 +1,20 @@
 package ldaptable
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
-
-// silentServer listens on loopback, accepts connections and never
-// answers (a hung server), and returns its ldap:// URL.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "ldap://" + l.Addr().String()
-}
 
 // TestDeadServerRemembered: with a first server that accepts connections
 // and never answers, a lookup within a 2 s deadline still answers from
@@ -54,7 +22,7 @@ func silentServer(t *testing.T) string {
 // server is tried last for a while.
 func TestDeadServerRemembered(t *testing.T) {
 	s := slapdtest.Shared(t, slapdtest.Corpus(corpusSet))
-	tb := openCF(t, corpusTable(silentServer(t)+" "+s.URL(), "secret"), Options{})
+	tb := openCF(t, corpusTable("ldap://"+testtool.SilentListener(t, "tcp")+" "+s.URL(), "secret"), Options{})
 	for i := range 4 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		start := time.Now()
@@ -196,7 +164,7 @@ func TestCancelledCallerKeepsConnection(t *testing.T) {
 // Options.SMTPUTF8Disabled and postmap with a main.cf that sets
 // smtputf8_enable = no: only ASCII letters of a key are lower-cased.
 func TestPostmapDifferentialSMTPUTF8Disabled(t *testing.T) {
-	postmap := needPostmapLDAP(t)
+	postmap := postmaptest.Need(t, "ldap")
 	s := datasetServer(t)
 	dir := t.TempDir()
 	writeCF(t, dir, "main.cf", "compatibility_level = 3.6\nsmtputf8_enable = no\n")
@@ -210,19 +178,11 @@ func TestPostmapDifferentialSMTPUTF8Disabled(t *testing.T) {
 	} {
 		text := "server_host = " + s.URL() + "\nbind = no\n" + body
 		cf := writeCF(t, dir, fmt.Sprintf("t%d.cf", i), text)
-		cmd := exec.Command(postmap, "-c", dir, "-q", "-", "ldap:"+cf)
-		cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil && cmd.ProcessState == nil || strings.Contains(stderr.String(), "fatal") {
-			t.Fatalf("postmap -c %s: %v\n%s", dir, err, stderr.String())
+		r, err := postmaptest.Query(postmap, "ldap", cf, keys, postmaptest.ConfigDir(dir))
+		if err != nil || r.Fatal() {
+			t.Fatalf("postmap -c %s: %v\n%s", dir, err, r.Stderr)
 		}
-		want := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
-			if k, v, ok := strings.Cut(line, "\t"); ok {
-				want[k] = v
-			}
-		}
+		want := r.Found
 		tb := openCF(t, text, Options{SMTPUTF8Disabled: true})
 		for _, k := range keys {
 			if got, err := lookupAnswer(tb, k); got != want[k] {

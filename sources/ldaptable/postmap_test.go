@@ -7,30 +7,17 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
-	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
-
-// needPostmapLDAP returns postmap's path, ending t through testtool when
-// postmap or postfix-ldap is missing.
-func needPostmapLDAP(t *testing.T) string {
-	t.Helper()
-	postmap := testtool.Need(t, "postmap")
-	out, err := exec.Command(testtool.Need(t, "postconf"), "-m").Output()
-	if err != nil || !bytes.Contains(out, []byte("ldap\n")) {
-		testtool.Missing(t, "postfix-ldap not installed (postconf -m: %v)", err)
-	}
-	return postmap
-}
 
 // postmapProcs bounds the postmap processes running at once. A postmap
 // whose lookup fails sleeps a second before it exits (Postfix's
@@ -42,24 +29,15 @@ var postmapProcs = make(chan struct{}, 24)
 func postmapRun(postmap, cf string, keys []string) (found map[string]string, failed bool, err error) {
 	postmapProcs <- struct{}{}
 	defer func() { <-postmapProcs }()
-	cmd := exec.Command(postmap, "-q", "-", "ldap:"+cf)
-	cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
-		return nil, false, fmt.Errorf("postmap: %v", err)
+	r, err := postmaptest.Query(postmap, "ldap", cf, keys)
+	if err != nil {
+		return nil, false, err
 	}
-	failed = strings.Contains(stderr.String(), "fatal:")
-	if failed && !strings.Contains(stderr.String(), "query error") {
-		return nil, false, fmt.Errorf("postmap %s: %s", cf, stderr.String())
+	failed = r.Fatal()
+	if failed && !strings.Contains(r.Stderr, "query error") {
+		return nil, false, fmt.Errorf("postmap %s: %s", cf, r.Stderr)
 	}
-	found = map[string]string{}
-	for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
-		if k, v, ok := strings.Cut(line, "\t"); ok {
-			found[k] = v
-		}
-	}
-	return found, failed, nil
+	return r.Found, failed, nil
 }
 
 // postmapAnswers asks the real postmap for every key of table file cf. An
@@ -219,7 +197,7 @@ var diffSpecs = []diffSpec{
 // suppression, filter parsing, result attributes, recursion, limits,
 // result_format, scope, dereferencing or binding shows.
 func TestPostmapDifferential(t *testing.T) {
-	postmap := needPostmapLDAP(t)
+	postmap := postmaptest.Need(t, "ldap")
 	s := datasetServer(t)
 	dir := t.TempDir()
 	type result struct {
@@ -279,7 +257,7 @@ func TestPostmapDifferential(t *testing.T) {
 // iRedMail corpus set, against that set's slapd, with each file copied
 // and only server_host rewritten.
 func TestPostmapDifferentialCorpus(t *testing.T) {
-	postmap := needPostmapLDAP(t)
+	postmap := postmaptest.Need(t, "ldap")
 	s := slapdtest.Shared(t, slapdtest.Corpus(corpusSet))
 	root, err := hostfs.New(corpusSet)
 	if err != nil {
@@ -358,7 +336,7 @@ func TestPostmapDifferentialCorpus(t *testing.T) {
 // answers: Postfix connects before it decides whether to search, so only
 // keys it refuses earlier (not UTF-8, outside "domain") escape the error.
 func TestPostmapDifferentialDeadServer(t *testing.T) {
-	postmap := needPostmapLDAP(t)
+	postmap := postmaptest.Need(t, "ldap")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

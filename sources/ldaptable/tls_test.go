@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
@@ -62,7 +63,7 @@ func writeCert(t *testing.T, dir string) (cert, key string) {
 // TestPostmapDifferentialTLS compares Lookup with postmap over STARTTLS
 // and ldaps://, with and without certificate checks.
 func TestPostmapDifferentialTLS(t *testing.T) {
-	postmap := needPostmapLDAP(t)
+	postmap := postmaptest.Need(t, "ldap")
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir)
 	caDir := filepath.Join(dir, "cadir")

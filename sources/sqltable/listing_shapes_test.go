@@ -1,73 +1,38 @@
 package sqltable
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
 	"github.com/mailautoconf/mailautoconf/internal/pgtest"
-	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
-
-// needPostmap returns postmap(1), failing the test in CI when it or
-// Postfix's support for tables of type typ is missing.
-func needPostmap(t *testing.T, typ string) string {
-	t.Helper()
-	postmap := testtool.Need(t, "postmap")
-	out, err := exec.Command(testtool.Need(t, "postconf"), "-m").Output()
-	if err != nil || !bytes.Contains(out, []byte(typ+"\n")) {
-		testtool.Missing(t, "postfix-%s not installed", typ)
-	}
-	return postmap
-}
-
-// writeCF writes a lookup file dated an hour back (Postfix waits before
-// opening a file modified in the last seconds).
-func writeCF(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // postmapHosts asks postmap -q what the table typ:cf answers for each key,
 // and returns what EachDomain must give for those keys: the keys found,
 // each with its first result case-folded when that is another name.
 func postmapHosts(t *testing.T, postmap, typ, cf string, keys []string) map[string]string {
 	t.Helper()
-	cmd := exec.Command(postmap, "-q", "-", typ+":"+cf)
-	cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil && !(cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 1) {
-		t.Fatalf("postmap -q - %s:%s: %v\n%s", typ, cf, err, stderr.String())
+	r, err := postmaptest.Query(postmap, typ, cf, keys)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if stderr.Len() > 0 {
-		t.Fatalf("postmap -q - %s:%s: %s", typ, cf, stderr.String())
+	if r.Failed() || r.Stderr != "" {
+		t.Fatalf("postmap -q - %s:%s: exit status %d\n%s", typ, cf, r.ExitCode, r.Stderr)
 	}
 	hosts := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		if k, v, ok := strings.Cut(line, "\t"); ok {
-			first, _, _ := strings.Cut(v, ",")
-			hosts[k] = targetOf(first, k)
-		}
+	for k, v := range r.Found {
+		first, _, _ := strings.Cut(v, ",")
+		hosts[k] = targetOf(first, k)
 	}
 	return hosts
 }
@@ -237,7 +202,7 @@ INSERT INTO alias_domain VALUES ('alias.example', 'example.com', 1), ('Upper.Exa
 // checks EachDomain against the real postmap -q answers: for every name the
 // rows mention, unhosted names, and whatever EachDomain passes on.
 func TestListingShapes(t *testing.T) {
-	postmap := needPostmap(t, "mysql")
+	postmap := postmaptest.Need(t, "mysql")
 	s := mariadbtest.Shared(t)
 	dir := t.TempDir()
 	for i, sh := range listingShapes {
@@ -250,7 +215,7 @@ func TestListingShapes(t *testing.T) {
 			cf := filepath.Join(dir, fmt.Sprintf("shape%d.cf", i))
 			text := fmt.Sprintf("hosts = unix:%s\nuser = %s\npassword = %s\ndbname = %s\nquery = %s\n",
 				s.Socket(), mt.User, mt.Password, db, strings.ReplaceAll(sh.query, "\n", "\n  "))
-			writeCF(t, cf, text)
+			postmaptest.WriteTable(t, cf, text)
 			tb := openTable(t, parseCF(t, cf, text), Options{})
 			got, err := eachDomainMap(t, tb)
 			if err != nil {
@@ -278,7 +243,7 @@ func TestListingShapes(t *testing.T) {
 // TestListingMailInABoxSQLite runs Mail-in-a-Box's own query on its own
 // database type: SQLite's LIKE ignores ASCII case, its = does not.
 func TestListingMailInABoxSQLite(t *testing.T) {
-	postmap := needPostmap(t, "sqlite")
+	postmap := postmaptest.Need(t, "sqlite")
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "users.sqlite")
 	db, err := sql.Open("sqlite", dbPath)
@@ -301,7 +266,7 @@ func TestListingMailInABoxSQLite(t *testing.T) {
 	for i, q := range []string{miabDomains, miabDomains3} {
 		cf := filepath.Join(dir, fmt.Sprintf("virtual-mailbox-domains%d.cf", i))
 		text := "dbpath = " + dbPath + "\nquery = " + q + "\n"
-		writeCF(t, cf, text)
+		postmaptest.WriteTable(t, cf, text)
 		mt, err := postfix.ParseSQLTable("sqlite", cf, strings.NewReader(text))
 		if err != nil {
 			t.Fatal(err)
@@ -345,7 +310,7 @@ func TestListingRefused(t *testing.T) {
 // folded key there, and the confirmation drops its candidate, as postmap
 // does. '@' || '%s' is concatenation here.
 func TestListingShapesPgSQL(t *testing.T) {
-	postmap := needPostmap(t, "pgsql")
+	postmap := postmaptest.Need(t, "pgsql")
 	s := pgtest.Start(t)
 	db := s.NewDatabase(t)
 	s.ExecDB(t, db, `CREATE TABLE mail_domain (server_id int NOT NULL, domain varchar(255) NOT NULL, active char(1) NOT NULL);
@@ -379,7 +344,7 @@ INSERT INTO users VALUES ('alice@example.com'), ('Bob@Shop.Example.NET'), ('caro
 			cf := filepath.Join(dir, fmt.Sprintf("pg%d.cf", i))
 			text := fmt.Sprintf("hosts = inet:%s\nuser = lookup\npassword = pw\ndbname = %s\nquery = %s\n",
 				s.Addr(), db, strings.ReplaceAll(sh.query, "\n", "\n  "))
-			writeCF(t, cf, text)
+			postmaptest.WriteTable(t, cf, text)
 			mt, err := postfix.ParseSQLTable("pgsql", cf, strings.NewReader(text))
 			if err != nil {
 				t.Fatal(err)

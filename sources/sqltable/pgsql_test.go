@@ -1,12 +1,10 @@
 package sqltable
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -16,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/pgtest"
-	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
@@ -25,30 +23,12 @@ import (
 // stopped when the test ends: the package's TestMain cleans up only
 // MariaDB's shared server.
 
-// pgNeedPostmap returns the path of postmap, or ends t when Postfix or
-// its pgsql table type is missing (a failure with CI=true).
-func pgNeedPostmap(t *testing.T) string {
-	t.Helper()
-	postmap := testtool.Need(t, "postmap")
-	out, err := exec.Command(testtool.Need(t, "postconf"), "-m").Output()
-	if err != nil || !slices.Contains(strings.Fields(string(out)), "pgsql") {
-		testtool.Missing(t, "postconf -m lists no pgsql table type (postfix-pgsql not installed): %v", err)
-	}
-	return postmap
-}
-
-// pgWriteCF writes a lookup file and dates it back an hour: Postfix waits
-// ~2s before it opens a table file modified in the last seconds.
+// pgWriteCF writes a lookup file Postfix opens at once
+// (postmaptest.WriteTable) in a new temporary directory.
 func pgWriteCF(t *testing.T, text string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "t.cf")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
+	postmaptest.WriteTable(t, path, text)
 	return path
 }
 
@@ -63,26 +43,17 @@ const pgLookupError = "<error>"
 func pgPostmap(t *testing.T, postmap, path string, keys []string) map[string]string {
 	t.Helper()
 	run := func(keys []string) (map[string]string, bool) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, postmap, "-q", "-", "pgsql:"+path)
-		cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if bytes.Contains(stderr.Bytes(), []byte("fatal:")) {
+		r, err := postmaptest.Query(postmap, "pgsql", path, keys, postmaptest.Timeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Fatal() {
 			return nil, false
 		}
-		if err != nil && (cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1) {
-			t.Fatalf("postmap -q - pgsql:%s: %v\n%s", path, err, stderr.String())
+		if r.BadExit() {
+			t.Fatalf("postmap -q - pgsql:%s: exit status %d\n%s", path, r.ExitCode, r.Stderr)
 		}
-		found := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-			if k, v, ok := strings.Cut(line, "\t"); ok {
-				found[k] = v
-			}
-		}
-		return found, true
+		return r.Found, true
 	}
 	found := map[string]string{}
 	var ask func(keys []string)
@@ -179,7 +150,7 @@ func TestPgSQL(t *testing.T) {
 // testPgSQLDifferential asks the real postmap and Lookup the same keys of
 // tables whose queries echo their expansions or read stored rows.
 func testPgSQLDifferential(t *testing.T, s *pgtest.Server) {
-	postmap := pgNeedPostmap(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	db := newPgDB(t, s, pgDomTable)
 	// A database whose server-side setting reads backslashes in '...' as
 	// escapes, as before PostgreSQL 9.1.
@@ -266,7 +237,7 @@ func testPgSQLDifferential(t *testing.T, s *pgtest.Server) {
 // testPgSQLLegacy: the legacy fields, select_function included, compose
 // the query Postfix composes.
 func testPgSQLLegacy(t *testing.T, s *pgtest.Server) {
-	postmap := pgNeedPostmap(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	db := newPgDB(t, s, pgDomTable+`
 CREATE FUNCTION hosted(k text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT domain FROM dom WHERE domain = k AND active = 1 $$;
 CREATE FUNCTION echo(k text) RETURNS SETOF text LANGUAGE sql AS $$ SELECT k UNION ALL SELECT upper(k) $$;`)
@@ -298,7 +269,7 @@ CREATE FUNCTION echo(k text) RETURNS SETOF text LANGUAGE sql AS $$ SELECT k UNIO
 // testPgSQLHosts: every spelling of a host reaches the server Postfix
 // reaches, with the credentials Postfix uses, and fails where it fails.
 func testPgSQLHosts(t *testing.T, s *pgtest.Server) {
-	postmap := pgNeedPostmap(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	db := newPgDB(t, s, "")
 	s.CreateUser(t, "uri", "p@ss:w/rd%")
 	s.GrantRead(t, "uri", db)
@@ -382,7 +353,7 @@ func testPgSQLHosts(t *testing.T, s *pgtest.Server) {
 // rows Postfix's LATIN1 session cannot read left out rather than failing
 // the listing.
 func testPgSQLListing(t *testing.T, s *pgtest.Server) {
-	postmap := pgNeedPostmap(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	db := newPgDB(t, s, pgDomTable)
 	for _, query := range []string{
 		"SELECT domain FROM dom WHERE domain='%s' AND active = 1",
@@ -584,7 +555,7 @@ func pgCFTable(t *testing.T, s *pgtest.Server, db, query string) *postfix.SQLTab
 // against expected.json, Lookup against postmap for every candidate, and
 // AliasTargets against its alias_domain table.
 func testPgSQLCorpus(t *testing.T, s *pgtest.Server) {
-	postmap := pgNeedPostmap(t)
+	postmap := postmaptest.Need(t, "pgsql")
 	dir := "../../testdata/corpus/iredmail-pgsql-debian12"
 	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 	if err != nil {

@@ -2,7 +2,6 @@ package sqltable
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/lookupkey"
@@ -30,13 +30,7 @@ import (
 // missing.
 func needSQLiteTools(t *testing.T) (sqlite3, postmap string) {
 	t.Helper()
-	sqlite3 = testtool.Need(t, "sqlite3")
-	postmap = testtool.Need(t, "postmap")
-	out, err := exec.Command(testtool.Need(t, "postconf"), "-m").Output()
-	if err != nil || !bytes.Contains(out, []byte("sqlite\n")) {
-		testtool.Missing(t, "postfix-sqlite not installed (postconf -m: %v)", err)
-	}
-	return sqlite3, postmap
+	return testtool.Need(t, "sqlite3"), postmaptest.Need(t, "sqlite")
 }
 
 // makeSQLiteDB runs script with the sqlite3 shell on a new database at
@@ -53,47 +47,24 @@ func makeSQLiteDB(t *testing.T, sqlite3, path, script string) {
 	}
 }
 
-// writeOldFile writes a lookup file dated an hour back: Postfix waits
-// about 2 s before it opens a table file modified in the last seconds.
-func writeOldFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // postmapQuery asks the real postmap for keys in the sqlite table at the
 // real path cf, with main.cf from configDir when it is not "", and returns
 // the keys it found with their answers. A fatal error (a query SQLite
 // cannot prepare) fails t.
 func postmapQuery(t *testing.T, postmap, configDir, cf string, keys []string) map[string]string {
 	t.Helper()
-	var args []string
+	var opts []postmaptest.Option
 	if configDir != "" {
-		args = append(args, "-c", configDir)
+		opts = append(opts, postmaptest.ConfigDir(configDir))
 	}
-	cmd := exec.Command(postmap, append(args, "-q", "-", "sqlite:"+cf)...)
-	cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil && !(cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 1) || strings.Contains(stderr.String(), "fatal") {
-		t.Fatalf("postmap sqlite:%s: %v\n%s", cf, err, stderr.String())
+	r, err := postmaptest.Query(postmap, "sqlite", cf, keys, opts...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	found := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		if k, v, ok := strings.Cut(line, "\t"); ok {
-			found[k] = v
-		}
+	if r.Failed() {
+		t.Fatalf("postmap sqlite:%s: exit status %d\n%s", cf, r.ExitCode, r.Stderr)
 	}
-	return found
+	return r.Found
 }
 
 // parseSQLiteCF parses the text of a sqlite_table(5) file.
@@ -190,7 +161,7 @@ INSERT INTO kvnocase SELECT k, v FROM kv;
 	for i, sp := range specs {
 		cf := "dbpath = " + db + "\n" + sp.cf
 		path := filepath.Join(dir, fmt.Sprintf("t%d.cf", i))
-		writeOldFile(t, path, cf)
+		postmaptest.WriteTable(t, path, cf)
 		found := postmapQuery(t, postmap, "", path, hostileKeys)
 		tb := openTable(t, parseSQLiteCF(t, path, cf), Options{})
 		for _, k := range hostileKeys {
@@ -211,13 +182,13 @@ INSERT INTO kvnocase SELECT k, v FROM kv;
 func TestSQLiteSMTPUTF8Disabled(t *testing.T) {
 	_, postmap := needSQLiteTools(t)
 	dir := t.TempDir()
-	writeOldFile(t, filepath.Join(dir, "main.cf"), "compatibility_level = 3.6\nsmtputf8_enable = no\n")
+	postmaptest.WriteTable(t, filepath.Join(dir, "main.cf"), "compatibility_level = 3.6\nsmtputf8_enable = no\n")
 	cf := "dbpath = " + filepath.Join(dir, "empty.sqlite") + "\nquery = SELECT '%s'\n"
 	if err := os.WriteFile(filepath.Join(dir, "empty.sqlite"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "echo.cf")
-	writeOldFile(t, path, cf)
+	postmaptest.WriteTable(t, path, cf)
 	found := postmapQuery(t, postmap, dir, path, hostileKeys)
 	tb := openTable(t, parseSQLiteCF(t, path, cf), Options{SMTPUTF8Disabled: true})
 	for _, k := range hostileKeys {
@@ -239,7 +210,7 @@ func TestSQLiteDomainListDifferential(t *testing.T) {
 	_, postmap := needSQLiteTools(t)
 	dir := t.TempDir()
 	list := filepath.Join(dir, "list")
-	writeOldFile(t, list, "# domains\n!a.b\nc.d, {e.f g.h}\n")
+	postmaptest.WriteTable(t, list, "# domains\n!a.b\nc.d, {e.f g.h}\n")
 	db := filepath.Join(dir, "empty.sqlite")
 	if err := os.WriteFile(db, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -249,7 +220,7 @@ func TestSQLiteDomainListDifferential(t *testing.T) {
 	for i, domain := range []string{"{x.y z.w} a.b", list + ", a.b, x.y", "!" + list + ", x.y", "!!" + list} {
 		cf := "dbpath = " + db + "\nquery = SELECT '%s'\ndomain = " + domain + "\n"
 		path := filepath.Join(dir, fmt.Sprintf("t%d.cf", i))
-		writeOldFile(t, path, cf)
+		postmaptest.WriteTable(t, path, cf)
 		found := postmapQuery(t, postmap, "", path, keys)
 		tb := openTable(t, parseSQLiteCF(t, path, cf), Options{})
 		for _, k := range keys {
@@ -276,15 +247,18 @@ func TestSQLiteExpansionLimit(t *testing.T) {
 INSERT INTO d VALUES ('one.example', 'a'), ('two.example', 'a'), ('two.example', 'b');`)
 	cf := "dbpath = " + db + "\nquery = SELECT v FROM d WHERE name = '%s'\nexpansion_limit = 1\n"
 	path := filepath.Join(dir, "limit.cf")
-	writeOldFile(t, path, cf)
+	postmaptest.WriteTable(t, path, cf)
 	tb := openTable(t, parseSQLiteCF(t, path, cf), Options{})
 	for _, tc := range []struct {
 		key    string
 		failed bool
 	}{{"one.example", false}, {"two.example", true}} {
-		out, err := exec.Command(postmap, "-q", tc.key, "sqlite:"+path).CombinedOutput()
-		if postfixFailed := err != nil && strings.Contains(string(out), "Expansion limit exceeded"); postfixFailed != tc.failed {
-			t.Fatalf("postmap -q %s: %v\n%s", tc.key, err, out)
+		r, err := postmaptest.Query(postmap, "sqlite", path, []string{tc.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if postfixFailed := r.ExitCode != 0 && strings.Contains(r.Stderr, "Expansion limit exceeded"); postfixFailed != tc.failed {
+			t.Fatalf("postmap -q %s: exit status %d, found %q\n%s", tc.key, r.ExitCode, r.Found, r.Stderr)
 		}
 		got, err := tb.Lookup(context.Background(), tc.key)
 		if (err != nil) != tc.failed || tc.failed && !errors.Is(err, errExpansionLimit) {
@@ -340,7 +314,7 @@ INSERT INTO dn SELECT * FROM d;
 				cf = "dbpath = " + db + "\ntable = d\nselect_field = domain\nwhere_field = domain\nadditional_conditions = AND active = 1\n"
 			}
 			path := filepath.Join(dir, fmt.Sprintf("d%d.cf", i))
-			writeOldFile(t, path, cf)
+			postmaptest.WriteTable(t, path, cf)
 			found := postmapQuery(t, postmap, "", path, candidates)
 			var want []string
 			for _, c := range candidates {
@@ -587,7 +561,7 @@ func TestSQLitePermissionDenied(t *testing.T) {
 	}
 	t.Cleanup(func() { os.Chmod(filepath.Dir(db), 0o755) })
 	cf := filepath.Join(dir, "d.cf")
-	writeOldFile(t, cf, "dbpath = "+db+"\nquery = SELECT domain FROM d WHERE domain = '%s'\n")
+	postmaptest.WriteTable(t, cf, "dbpath = "+db+"\nquery = SELECT domain FROM d WHERE domain = '%s'\n")
 	want := "sqlite " + cf + ": dbpath " + db + ": permission denied"
 	if os.Geteuid() != 0 {
 		err := openPermissionHelper(cf)
@@ -751,7 +725,7 @@ func TestMailInABoxCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			cp := filepath.Join(dir, filepath.Base(cfPath))
-			writeOldFile(t, cp, strings.Replace(string(text), "dbpath="+dbpath, "dbpath="+db, 1))
+			postmaptest.WriteTable(t, cp, strings.Replace(string(text), "dbpath="+dbpath, "dbpath="+db, 1))
 			found := postmapQuery(t, postmap, filepath.Join(root, "etc/postfix"), cp, keys)
 			for _, k := range keys {
 				got, err := tb.Lookup(ctx, k)

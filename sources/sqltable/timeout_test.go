@@ -4,15 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
 	"github.com/mailautoconf/mailautoconf/internal/pgtest"
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 )
 
@@ -86,44 +85,6 @@ CREATE FUNCTION slow_latin1() RETURNS boolean LANGUAGE sql AS $$
 	}
 }
 
-// silentListener listens on network (tcp on loopback, or a unix socket in
-// a temporary directory), accepts connections and never answers: a
-// server that hangs, or a firewall that lets the handshake through. It
-// returns the address.
-func silentListener(t *testing.T, network string) string {
-	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "silent.sock")
-	}
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 // checkDeadHostRemembered: with a first host that accepts connections and
 // never answers, the first lookup within a 2 s deadline still answers
 // from the second host, and later ones answer from it at once: the silent
@@ -152,13 +113,13 @@ func TestDeadHostRememberedMySQL(t *testing.T) {
 	s := mariadbtest.Shared(t)
 	_, mt := newDB(t, s, domainTable)
 	mt.Query = "SELECT domain FROM domain WHERE domain='%s'"
-	mt.Hosts = []string{"unix:" + silentListener(t, "unix"), "unix:" + s.Socket()}
+	mt.Hosts = []string{"unix:" + testtool.SilentListener(t, "unix"), "unix:" + s.Socket()}
 	checkDeadHostRemembered(t, mt, "example.org")
 }
 
 func testPgSQLDeadHost(t *testing.T, s *pgtest.Server) {
 	db := newPgDB(t, s, pgDomTable)
-	cf := "hosts = " + silentListener(t, "tcp") + " " + s.Addr() + "\nuser = lookup\npassword = pw\ndbname = " + db +
+	cf := "hosts = " + testtool.SilentListener(t, "tcp") + " " + s.Addr() + "\nuser = lookup\npassword = pw\ndbname = " + db +
 		"\nquery = SELECT domain FROM dom WHERE domain='%s'\n"
 	checkDeadHostRemembered(t, parsePgCF(t, "/etc/postfix/pgsql/t.cf", cf), "plain.example")
 }
