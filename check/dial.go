@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -64,10 +65,29 @@ func (r *run) target(host string, port string) string {
 }
 
 // dial connects to host:port through the Connect overrides, resolving
-// names with the run's resolver.
+// names with the run's resolver (with --resolver, that server alone: see
+// lookupHost).
 func (r *run) dial(ctx context.Context, host, port string) (net.Conn, error) {
-	d := net.Dialer{Resolver: r.resolver}
-	return d.DialContext(ctx, "tcp", r.target(host, port))
+	target := r.target(host, port)
+	h, p, err := net.SplitHostPort(target)
+	if err != nil || r.opt.Resolver == "" || net.ParseIP(h) != nil {
+		d := net.Dialer{Resolver: r.resolver}
+		return d.DialContext(ctx, "tcp", target)
+	}
+	addrs, err := r.lookupHost(ctx, h)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+	}
+	var d net.Dialer
+	var errs []error
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(a, p))
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // dialAddr is dial for a host:port string, as http.Transport calls it.

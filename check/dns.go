@@ -25,7 +25,7 @@ func (r *run) resolverName() string {
 func (r *run) resolverAlive(ctx context.Context) *Result {
 	ctx, cancel := r.probeContext(ctx)
 	defer cancel()
-	_, err := r.resolver.LookupHost(ctx, r.plan.Host+".")
+	_, err := r.lookupHost(ctx, r.plan.Host+".")
 	var dnsErr *net.DNSError
 	if err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 		return nil
@@ -78,7 +78,7 @@ func (r *run) checkHost(ctx context.Context) []Result {
 	ctx, cancel := r.probeContext(ctx)
 	defer cancel()
 	res := Result{Group: "dns", Name: "A/AAAA " + r.plan.Host}
-	addrs, err := r.resolver.LookupHost(ctx, r.plan.Host+".")
+	addrs, err := r.lookupHost(ctx, r.plan.Host+".")
 	if err != nil {
 		res.Status, res.Detail = Fail, describe(err, r.opt.Timeout)
 		res.Fix = fmt.Sprintf("publish A (and AAAA) records for %s. with this host's public addresses", r.plan.Host)
@@ -101,7 +101,7 @@ func (r *run) checkCNAME(ctx context.Context, want dnsrecords.Record) Result {
 		res.Status, res.Detail = OK, "CNAME "+lowerDot(cname)
 		return res
 	}
-	addrs, aerr := r.resolver.LookupHost(ctx, want.Name)
+	addrs, aerr := r.lookupHost(ctx, want.Name)
 	if aerr != nil {
 		if err == nil && !sameName(cname, want.Name) {
 			res.Status, res.Detail, res.Fix = Fail, fmt.Sprintf("wrong target: CNAME %s, which does not resolve", lowerDot(cname)), "change it: "+fix
@@ -110,7 +110,7 @@ func (r *run) checkCNAME(ctx context.Context, want dnsrecords.Record) Result {
 		res.Status, res.Detail, res.Fix = Fail, "missing: "+describe(aerr, r.opt.Timeout), fix
 		return res
 	}
-	hostAddrs, herr := r.resolver.LookupHost(ctx, want.Target)
+	hostAddrs, herr := r.lookupHost(ctx, want.Target)
 	shared := slices.ContainsFunc(addrs, func(a string) bool { return slices.Contains(hostAddrs, a) })
 	switch {
 	case herr == nil && shared && (err != nil || sameName(cname, want.Name)):

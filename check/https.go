@@ -114,7 +114,7 @@ func (r *run) fetch(ctx context.Context, c httpsCheck) []Result {
 	// Resolve first, so that a name that does not resolve (or a resolver
 	// that does not answer) is told apart from a web server that does not.
 	if r.target(c.host, "443") == net.JoinHostPort(c.host, "443") {
-		if _, err := r.resolver.LookupHost(ctx, c.host); err != nil {
+		if _, err := r.lookupHost(ctx, c.host); err != nil {
 			msg := describe(err, r.opt.Timeout)
 			var dnsErr *net.DNSError
 			if c.optional && errors.As(err, &dnsErr) && dnsErr.IsNotFound {
