@@ -61,9 +61,13 @@ commands:
   serve   answer mail clients' discovery requests over HTTP
   dns     print the DNS records each hosted domain should publish
   check   test DNS, discovery URLs and mail ports as a client would
+  version print the release (also --version)
 
 Run "mailautoconf <command> -h" for a command's flags.
 `
+
+// version is the release, set at link time (make: -X main.version=...).
+var version = "dev"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -81,6 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "--version":
+		fmt.Fprintf(stdout, "mailautoconf %s\n", version)
 		return nil
 	}
 	fmt.Fprintf(stderr, "mailautoconf: unknown command %q\n\n%s", args[0], usage)

@@ -350,3 +350,14 @@ func TestShowErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestVersion: "version" and "--version" print the release the build
+// was linked with.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), []string{arg}, &stdout, &stderr); err != nil || stdout.String() != "mailautoconf "+version+"\n" {
+			t.Errorf("%s: %q, %v (stderr %q), want %q", arg, stdout.String(), err, stderr.String(), "mailautoconf "+version+"\n")
+		}
+	}
+}
