@@ -107,16 +107,9 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Keep the directory short: a unix socket path must fit in 108 bytes.
-	dir, err := os.MkdirTemp(os.TempDir(), "mdb")
+	dir, err := testtool.SocketDir("mdb")
 	if err != nil {
 		return nil, err
-	}
-	if len(dir) > 80 {
-		os.RemoveAll(dir)
-		if dir, err = os.MkdirTemp("/tmp", "mdb"); err != nil {
-			return nil, err
-		}
 	}
 	s := &Server{
 		dir:    dir,

@@ -180,16 +180,9 @@ func start(c Config) (*Server, error) {
 		}
 		tmpl = string(b)
 	}
-	// Keep the directory short: a unix socket path must fit in 108 bytes.
-	dir, err := os.MkdirTemp("", "slapd")
+	dir, err := testtool.SocketDir("slapd")
 	if err != nil {
 		return nil, err
-	}
-	if len(dir) > 70 {
-		os.RemoveAll(dir)
-		if dir, err = os.MkdirTemp("/tmp", "slapd"); err != nil {
-			return nil, err
-		}
 	}
 	s := &Server{
 		dir:    dir,

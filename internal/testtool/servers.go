@@ -85,3 +85,18 @@ func Main(m *testing.M, closers ...func()) {
 	}
 	os.Exit(code)
 }
+
+// SocketDir makes a temporary directory for a server's files whose path is
+// short enough for the unix sockets in it (a socket path must fit in 108
+// bytes): under os.TempDir, or /tmp when that is too long.
+func SocketDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if len(dir) > 70 {
+		os.RemoveAll(dir)
+		return os.MkdirTemp("/tmp", prefix)
+	}
+	return dir, nil
+}

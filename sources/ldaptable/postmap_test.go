@@ -200,46 +200,27 @@ func TestPostmapDifferential(t *testing.T) {
 	postmap := postmaptest.Need(t, "ldap")
 	s := datasetServer(t)
 	dir := t.TempDir()
-	type result struct {
-		text    string
-		keys    []string
-		tb      *Table
-		postmap map[string]string
-		err     error
-	}
-	results := make([]*result, len(diffSpecs))
-	var wg sync.WaitGroup
+	runs := make([]*diffRun, len(diffSpecs))
 	for i, sp := range diffSpecs {
 		uri := s.URL()
 		if sp.ldapi {
 			uri = s.LDAPI()
 		}
 		text := "server_host = " + uri + "\nbind = no\n" + sp.body
-		r := &result{text: text, tb: openCF(t, text, Options{}), keys: hostileKeys}
+		r := &diffRun{name: text, tb: openCF(t, text, Options{}), keys: hostileKeys}
 		if sp.few {
 			r.keys = fewKeys
 		}
-		results[i] = r
-		cf := writeCF(t, dir, fmt.Sprintf("t%d.cf", i), text)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.postmap, r.err = postmapAnswers(postmap, cf, r.keys, func(k string) bool {
-				a, _ := lookupAnswer(r.tb, k)
-				return a == "ERROR"
-			})
-		}()
+		r.cf = writeCF(t, dir, fmt.Sprintf("t%d.cf", i), text)
+		runs[i] = r
 	}
-	wg.Wait()
-	for i, r := range results {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
+	askPostmap(t, postmap, runs)
+	for i, r := range runs {
 		hits, errs := 0, 0
 		for _, k := range r.keys {
 			got, err := lookupAnswer(r.tb, k)
 			if want := r.postmap[k]; got != want {
-				t.Errorf("table %d:\n%s\nLookup(%q) = %q (err %v), postmap says %q", i, r.text, k, got, err, want)
+				t.Errorf("table %d:\n%s\nLookup(%q) = %q (err %v), postmap says %q", i, r.name, k, got, err, want)
 			}
 			switch got {
 			case "":
@@ -275,14 +256,7 @@ func TestPostmapDifferentialCorpus(t *testing.T) {
 	}, hostileKeys...)
 	serverHost := regexp.MustCompile(`(?m)^server_host\s*=.*$`)
 	dir := t.TempDir()
-	type result struct {
-		path    string
-		tb      *Table
-		postmap map[string]string
-		err     error
-	}
-	var results []*result
-	var wg sync.WaitGroup
+	var runs []*diffRun
 	for _, f := range files {
 		b, err := root.ReadFile(f)
 		if err != nil {
@@ -299,33 +273,21 @@ func TestPostmapDifferentialCorpus(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tb.Close()
-		r := &result{path: f, tb: tb}
-		results = append(results, r)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.postmap, r.err = postmapAnswers(postmap, cf, keys, func(k string) bool {
-				a, _ := lookupAnswer(tb, k)
-				return a == "ERROR"
-			})
-		}()
+		runs = append(runs, &diffRun{name: f, cf: cf, tb: tb, keys: keys})
 	}
-	wg.Wait()
-	for _, r := range results {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
+	askPostmap(t, postmap, runs)
+	for _, r := range runs {
 		hits := 0
 		for _, k := range keys {
 			got, err := lookupAnswer(r.tb, k)
 			if got != r.postmap[k] {
-				t.Errorf("%s: Lookup(%q) = %q (err %v), postmap says %q", r.path, k, got, err, r.postmap[k])
+				t.Errorf("%s: Lookup(%q) = %q (err %v), postmap says %q", r.name, k, got, err, r.postmap[k])
 			}
 			if got != "" {
 				hits++
 			}
 		}
-		t.Logf("%s: %d keys answered", r.path, hits)
+		t.Logf("%s: %d keys answered", r.name, hits)
 	}
 	if _, err := os.Stat(filepath.Join(corpusSet, "ldap", "ldap-seed.ldif")); err != nil {
 		t.Fatal(err)
@@ -375,5 +337,38 @@ func TestPostmapDifferentialDeadServer(t *testing.T) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Error(err)
+	}
+}
+
+// A diffRun is one lookup file whose answers are compared with postmap's.
+type diffRun struct {
+	name    string // the table as failures name it
+	cf      string // the lookup file postmap reads
+	tb      *Table // the same table, opened here
+	keys    []string
+	postmap map[string]string // postmap's answers, filled by askPostmap
+}
+
+// askPostmap asks postmap every run's keys, all runs at once, and fails t
+// when postmap cannot answer.
+func askPostmap(t *testing.T, postmap string, runs []*diffRun) {
+	t.Helper()
+	errs := make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.postmap, errs[i] = postmapAnswers(postmap, r.cf, r.keys, func(k string) bool {
+				a, _ := lookupAnswer(r.tb, k)
+				return a == "ERROR"
+			})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

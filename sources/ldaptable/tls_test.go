@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,37 +98,18 @@ func TestPostmapDifferentialTLS(t *testing.T) {
 	keys := []string{"example.com", "alias.example.com", "Shop.Example.NET", "oldalias.example.org", "nonexistent.example"}
 	body := strings.Replace(corpusTable("X", "secret"), "server_host = X\n", "", 1)
 	body = strings.Replace(body, "version = 3\n", "", 1)
-	type result struct {
-		spec    string
-		tb      *Table
-		postmap map[string]string
-		err     error
-	}
-	var results []*result
-	var wg sync.WaitGroup
+	var runs []*diffRun
 	for i, sp := range specs {
 		text := sp + body
 		cf := writeCF(t, dir, fmt.Sprintf("tls%d.cf", i), text)
-		r := &result{spec: sp, tb: openCF(t, text, Options{})}
-		results = append(results, r)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.postmap, r.err = postmapAnswers(postmap, cf, keys, func(k string) bool {
-				a, _ := lookupAnswer(r.tb, k)
-				return a == "ERROR"
-			})
-		}()
+		runs = append(runs, &diffRun{name: sp, cf: cf, tb: openCF(t, text, Options{}), keys: keys})
 	}
-	wg.Wait()
-	for i, r := range results {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
+	askPostmap(t, postmap, runs)
+	for i, r := range runs {
 		for _, k := range keys {
 			got, err := lookupAnswer(r.tb, k)
 			if got != r.postmap[k] {
-				t.Errorf("table:\n%s\nLookup(%q) = %q (err %v), postmap says %q", r.spec, k, got, err, r.postmap[k])
+				t.Errorf("table:\n%s\nLookup(%q) = %q (err %v), postmap says %q", r.name, k, got, err, r.postmap[k])
 			}
 		}
 		a, err := lookupAnswer(r.tb, "example.com")
