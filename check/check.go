@@ -99,13 +99,25 @@ func Run(ctx context.Context, opt Options) ([]Result, error) {
 	for _, w := range r.opt.Snapshot.DomainWarnings() {
 		jobs = append(jobs, constant(Result{Group: "domains", Name: "hosted domains", Status: Warn, Detail: w}))
 	}
-	if pre := r.resolverAlive(ctx); pre != nil {
-		jobs = append(jobs, constant(*pre))
+	if _, why := r.opt.Snapshot.ProfileSigning(); why != "" {
+		jobs = append(jobs, constant(Result{Group: "https", Name: "Apple profile signature", Status: Warn,
+			Detail: "Apple profiles are served unsigned (iOS and macOS show them as not verified): " + why}))
+	}
+	probes := append(r.httpsJobs(), r.mailJobs()...)
+	if dead := r.resolverAlive(ctx); dead != nil {
+		// Every DNS check, and every probe of a name, would fail the
+		// same way: one result says it, and names what went unchecked.
+		before := len(probes)
+		probes = slices.DeleteFunc(probes, func(j job) bool { return j.resolves })
+		dead.Detail += "; not checked: the DNS records"
+		if n := before - len(probes); n > 0 {
+			dead.Detail += fmt.Sprintf(", and the %d discovery URLs and mail ports whose names it would resolve", n)
+		}
+		jobs = append(jobs, constant(*dead))
 	} else {
 		jobs = append(jobs, r.dnsJobs()...)
 	}
-	jobs = append(jobs, r.httpsJobs()...)
-	jobs = append(jobs, r.mailJobs()...)
+	jobs = append(jobs, probes...)
 	return runJobs(ctx, r.opt.Concurrency, jobs), nil
 }
 
@@ -146,7 +158,10 @@ func newRun(opt Options) (*run, error) {
 // A job is one probe; it returns its results in order.
 type job struct {
 	group, name string // for the result when the job never ran
-	run         func(ctx context.Context) []Result
+	// resolves is true for a probe that resolves a name with the run's
+	// resolver before it connects (no --connect address stands in).
+	resolves bool
+	run      func(ctx context.Context) []Result
 }
 
 func constant(res ...Result) job {

@@ -64,6 +64,13 @@ func (r *run) target(host string, port string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// resolves reports whether reaching host:port needs the resolver: the
+// --connect overrides do not name an IP address for it.
+func (r *run) resolves(host, port string) bool {
+	h, _, err := net.SplitHostPort(r.target(host, port))
+	return err != nil || net.ParseIP(h) == nil
+}
+
 // dial connects to host:port through the Connect overrides, resolving
 // names with the run's resolver (with --resolver, that server alone: see
 // lookupHost).

@@ -20,8 +20,11 @@ func (r *run) resolverName() string {
 }
 
 // resolverAlive asks the resolver for the host's addresses once. When it
-// does not answer at all, every DNS check would say the same, so one
-// result says it instead; nil means the resolver answers.
+// does not answer at all, every DNS check, and every probe that resolves a
+// name first, would say the same, so one result says it instead (Run
+// leaves those out); nil means the resolver answers. A resolver that
+// answers with an error for the host's own name (SERVFAIL, REFUSED) is no
+// more use: the records to check all point there.
 func (r *run) resolverAlive(ctx context.Context) *Result {
 	ctx, cancel := r.probeContext(ctx)
 	defer cancel()
@@ -30,13 +33,23 @@ func (r *run) resolverAlive(ctx context.Context) *Result {
 	if err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 		return nil
 	}
-	why := describe(err, r.opt.Timeout)
+	why := err.Error()
 	if dnsErr != nil {
-		why = describeDNS(dnsErr, r.opt.Timeout)
+		why = dnsErr.Err
 	}
-	return &Result{Group: "dns", Name: "resolver", Status: Fail,
-		Detail: fmt.Sprintf("%s: %s", r.resolverName(), why),
-		Fix:    "make the resolver answer (is it running and reachable?) or name a working one with --resolver; DNS was not checked"}
+	var detail string
+	switch {
+	case dnsErr != nil && dnsErr.IsTimeout || isTimeout(err) || errors.Is(err, context.DeadlineExceeded):
+		detail = fmt.Sprintf("%s is unreachable: no answer within %v", r.resolverName(), r.opt.Timeout)
+	case strings.HasPrefix(why, "server answered") || why == "server misbehaving":
+		detail = fmt.Sprintf("%s does not resolve the mail host's name %s: %s", r.resolverName(), r.plan.Host, why)
+	case strings.Contains(why, "connection refused"):
+		detail = fmt.Sprintf("%s is unreachable: connection refused (no DNS server on that port)", r.resolverName())
+	default:
+		detail = fmt.Sprintf("%s is unreachable: %s", r.resolverName(), why)
+	}
+	return &Result{Group: "dns", Name: "resolver", Status: Fail, Detail: detail,
+		Fix: "make the resolver answer (is it running and reachable?) or name a working one with --resolver, then check again"}
 }
 
 // dnsJobs returns a job for the host's addresses and one per owner name

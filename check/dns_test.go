@@ -2,6 +2,8 @@ package check
 
 import (
 	"context"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,30 +81,71 @@ func TestDNSZones(t *testing.T) {
 	}
 }
 
-// TestDeadResolver checks that a resolver that never answers is reported
-// within the timeout, and that nothing else hangs on it.
+// closedPort returns a loopback UDP address nothing listens on: a port
+// the kernel gave out and took back. A query to it is refused at once
+// (ICMP port unreachable).
+func closedPort(t testing.TB) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+// TestDeadResolver checks that a resolver that does not answer (it drops
+// queries, or nothing listens on its port) is one failure that says so,
+// within the timeout: not one "missing" per record, nor one failing probe
+// per discovery URL or mail port. A probe whose name --connect maps to an
+// address still runs.
 func TestDeadResolver(t *testing.T) {
 	pki := newPKI(t)
 	dir := t.TempDir()
 	chain, key, _ := pki.leaf(t, 90*24*time.Hour, allNames...)
 	writeRoot(t, dir, chain, key)
 	snap, _ := buildSnapshot(t, dir)
-	silent := blackhole(t)
+	closed := closedPort(t)
 
-	start := time.Now()
-	results, err := Run(context.Background(), Options{Snapshot: snap, Resolver: silent, Timeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name     string
+		resolver string
+		connect  map[string]string
+		detail   string
+		others   []string // the results besides "resolver"
+	}{
+		{"drops queries", blackhole(t), nil, "is unreachable: no answer within 300ms; not checked: the DNS records, and the 9 discovery URLs and mail ports whose names it would resolve", nil},
+		{"port closed", closed, nil, "resolver " + closed + " is unreachable: connection refused (no DNS server on that port); not checked: the DNS records, and the 9", nil},
+		{"IMAPS by address", closed, map[string]string{testHost + ":993": closed}, "and the 8 discovery URLs", []string{"IMAP mail.example.test:993 (implicit TLS)"}},
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Run with a dead resolver took %v", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			results, err := Run(context.Background(), Options{Snapshot: snap, Resolver: tt.resolver, Connect: tt.connect, Timeout: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Run with a dead resolver took %v", d)
+			}
+			t.Logf("%v\n%s", time.Since(start), dump(results))
+			got := find(t, results, "resolver")
+			if got.Status != Fail || !strings.Contains(got.Detail, tt.detail) || !strings.Contains(got.Fix, "--resolver") {
+				t.Errorf("resolver = %+v, want FAIL, detail with %q, a --resolver hint", got, tt.detail)
+			}
+			var others []string
+			for _, r := range results {
+				if r.Name != "resolver" {
+					others = append(others, r.Name)
+				}
+			}
+			if !slices.Equal(others, tt.others) {
+				t.Errorf("results besides the resolver: %q, want %q", others, tt.others)
+			}
+			if !Failed(results) {
+				t.Error("Failed = false, want true")
+			}
+		})
 	}
-	got := find(t, results, "resolver")
-	if got.Status != Fail || !strings.Contains(got.Detail, "no answer from the resolver within 300ms") || !strings.Contains(got.Fix, "--resolver") {
-		t.Errorf("resolver = %+v, want FAIL, no answer within 300ms, a --resolver hint", got)
-	}
-	if !Failed(results) {
-		t.Error("Failed = false, want true")
-	}
-	t.Logf("%v\n%s", time.Since(start), dump(results))
 }

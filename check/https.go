@@ -82,7 +82,7 @@ func (r *run) httpsJobs() []job {
 				body: poxRequest(t.Address), compare: func(b []byte) error { return comparePOX(b, eps) }},
 		}
 		for _, c := range checks {
-			jobs = append(jobs, job{group: "https", name: c.method + " " + c.url, run: func(ctx context.Context) []Result {
+			jobs = append(jobs, job{group: "https", name: c.method + " " + c.url, resolves: r.resolves(c.host, "443"), run: func(ctx context.Context) []Result {
 				return r.fetch(ctx, c)
 			}})
 		}

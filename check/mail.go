@@ -30,7 +30,7 @@ func (r *run) mailJobs() []job {
 			continue
 		}
 		seen[key] = true
-		jobs = append(jobs, job{group: "mail", name: endpointName(e), run: func(ctx context.Context) []Result {
+		jobs = append(jobs, job{group: "mail", name: endpointName(e), resolves: r.resolves(e.Host, strconv.Itoa(e.Port)), run: func(ctx context.Context) []Result {
 			return r.probe(ctx, e)
 		}})
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/sources/dovecot"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/keystage"
 	"github.com/mailautoconf/mailautoconf/sources/ldaptable"
 	"github.com/mailautoconf/mailautoconf/sources/postfix"
 	"github.com/mailautoconf/mailautoconf/sources/sqltable"
@@ -34,8 +35,27 @@ type Options struct {
 	// (their Root is Options.Root).
 	MySQL, PgSQL, SQLite sqltable.Options
 	LDAP                 ldaptable.Options
+	// ProcNet is the directory with the kernel's tables of TCP sockets
+	// (tcp, tcp6) of the network namespace the mail servers listen in: an
+	// endpoint whose port nothing listens on there is held back until
+	// the server is reloaded. Empty means listening.DefaultDir when Root
+	// is the real file system, and no check under another root, since a
+	// copy of a host's files is not this host.
+	ProcNet string
 	// Now is the time certificates are checked against; zero means now.
 	Now time.Time
+	// StagedKeys is the host directory holding the copies "mailautoconf
+	// stage-keys" made of certificate and key files the service user
+	// cannot read (package keystage); "" means keystage.Dir.
+	StagedKeys string
+	// ServiceUser is the user the daemon runs as; "" means
+	// keystage.DefaultUser. When this process runs as another user (root
+	// running show), each Certificate also tells what that user can read.
+	ServiceUser string
+	// certificatesOnly stops Build after the certificates: see
+	// Certificates.
+	certificatesOnly bool
+
 	Log *slog.Logger
 	// Previous is the Snapshot being served, if any. When a database
 	// table cannot be listed, its domains in Previous are carried forward
@@ -88,7 +108,11 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	}
 
 	b.loadCertificates()
+	if opt.certificatesOnly {
+		return b.snap, nil // for Certificates
+	}
 	b.chooseHostnames()
+	b.checkSigning()
 	b.buildEndpoints()
 	before := len(b.snap.warnings)
 	b.buildDomains(ctx)
@@ -109,6 +133,7 @@ type builder struct {
 
 	pfCerts []*loadedCert
 	dcCerts []*loadedCert
+	staged  *keystage.Manifest // read on first use; see manifest
 
 	pfHost, dcHost string // the names each server's endpoints are advertised under
 

@@ -11,14 +11,16 @@ import (
 // buildEndpoints collects what clients can reach: Dovecot's IMAP, POP3 and
 // submission listeners and Postfix's submission services. It leaves out
 // whatever a client outside cannot use: disabled or loopback-only
-// listeners, listeners that expect an HAProxy header, port 25, and any port
-// that would take a password in clear when the server refuses that anyway.
+// listeners, listeners that expect an HAProxy header, port 25, any port
+// that would take a password in clear when the server refuses that anyway,
+// and a port nothing listens on yet (holdBackUnlistened).
 func (b *builder) buildEndpoints() {
 	var eps []Endpoint
 	if b.dc != nil {
 		eps = append(eps, b.dovecotEndpoints()...)
 	}
 	eps = append(eps, b.postfixEndpoints(eps)...)
+	eps = b.holdBackUnlistened(eps)
 	slices.SortStableFunc(eps, func(x, y Endpoint) int {
 		return cmp.Or(
 			cmp.Compare(protocolRank[x.Protocol], protocolRank[y.Protocol]),

@@ -16,6 +16,7 @@ type loadedCert struct {
 	pos    hostfs.Pos
 	sni    []string // Dovecot local_name names it is presented for; nil for the default
 	key    string   // host path of its private key, "" when not configured
+	copy   string   // host path of the staged copy read instead of Path, if any
 }
 
 // loadCertificates reads the certificates Postfix's smtpd and Dovecot
@@ -75,6 +76,7 @@ func (b *builder) loadCertificates() {
 			Names:    c.Names,
 			NotAfter: c.NotAfter().UTC().Format(time.RFC3339),
 			Source:   c.pos.String(),
+			CertCopy: c.copy,
 		})
 		if !warned[c.Path] {
 			warned[c.Path] = true
@@ -87,14 +89,14 @@ func (b *builder) loadCertificates() {
 
 func (b *builder) loadCert(server, path string, pos hostfs.Pos, sni []string, quietIfNoCert bool) *loadedCert {
 	b.read(path)
-	c, err := certs.Load(b.opt.Root, path)
+	c, cp, err := b.loadCertFile(path)
 	if err != nil {
 		if !(quietIfNoCert && errors.Is(err, certs.ErrNoCertificate)) {
 			b.warn("%s certificate named at %s cannot be used: %v", server, pos, err)
 		}
 		return nil
 	}
-	return &loadedCert{Cert: c, server: server, pos: pos, sni: sni}
+	return &loadedCert{Cert: c, server: server, pos: pos, sni: sni, copy: cp}
 }
 
 // chooseHostnames picks the names clients are told. Postfix's myhostname

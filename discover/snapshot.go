@@ -76,6 +76,17 @@ type Certificate struct {
 	Names    []string `json:"names"`
 	NotAfter string   `json:"not_after"` // RFC 3339
 	Source   string   `json:"source"`    // where the server configuration names it
+	// CertCopy and KeyCopy are the staged copies (package keystage) this
+	// process read instead of Path and KeyPath, which it may not read.
+	CertCopy string `json:"cert_copy,omitempty"`
+	KeyCopy  string `json:"key_copy,omitempty"`
+	// SignProblem says why this certificate and key cannot sign Apple
+	// profiles (the key unreadable or not the certificate's, the host
+	// name not covered, expired); "" when they can.
+	SignProblem string `json:"sign_problem,omitempty"`
+	// Staged says which files the service user cannot read and which
+	// staged copies the daemon reads instead; "" when it needs none.
+	Staged string `json:"staged,omitempty"`
 }
 
 // A Snapshot is an immutable view of what mail clients should be told.
@@ -104,6 +115,9 @@ type Snapshot struct {
 	files       []string // host files the snapshot was built from, sorted
 	globs       []string // include patterns whose new matches matter
 	unreachable []string // tables whose database could not be listed
+
+	held    []Endpoint // configured, but nothing listens on their ports
+	procNet string     // the socket tables held was decided from; "" when not checked
 }
 
 // A domainLookup asks one database table whether it hosts a domain.

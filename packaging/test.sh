@@ -73,7 +73,10 @@ want_common='/etc/nginx/templates/mailautoconf.tmpl
 /usr/share/doc/mailautoconf/examples/read-root-only-files.conf
 /usr/share/man/man8/mailautoconf.8.gz'
 want_deb=$(printf '%s\n' "$want_common" /usr/share/doc/mailautoconf/changelog.Debian.gz /usr/share/doc/mailautoconf/copyright /usr/share/lintian/overrides/mailautoconf | sort)
-want_rpm=$(printf '%s\n' "$want_common" /usr/lib/systemd/system-preset/80-mailautoconf.preset /usr/share/licenses/mailautoconf/copyright | sort)
+# An .rpm also lists the directories it owns (only the package's own, so
+# that "rpm -e" leaves none behind, empty).
+want_rpm=$(printf '%s\n' "$want_common" /usr/lib/systemd/system-preset/80-mailautoconf.preset /usr/share/licenses/mailautoconf/copyright \
+	/etc/nginx /etc/nginx/templates /usr/share/doc/mailautoconf /usr/share/doc/mailautoconf/examples /usr/share/licenses/mailautoconf | sort)
 for f in "${debs[@]}"; do
 	got=$(dpkg-deb --fsys-tarfile "$f" | tar -t | grep -v '/$' | sed 's|^\./|/|' | sort)
 	[ "$got" = "$want_deb" ] || fail "$f holds:
@@ -144,6 +147,85 @@ dpkg() {
 	command dpkg "$@"
 }
 
+step "rpm -i, rpm -e into an empty root: no directory left behind"
+# The .rpm's files, without its scriptlets (they need the system user and
+# systemd), in a root that has only the directories a base system's
+# packages own; twice: without nginx, where the package makes /etc/nginx,
+# and with iRedMail's /etc/nginx/templates, which must stay.
+rpm_arch=$(uname -m)
+rpm_file=dist/mailautoconf-${version}-1.${rpm_arch}.rpm
+[ -f "$rpm_file" ] || fail "no $rpm_file"
+base_dirs='etc usr/sbin usr/lib/systemd/system usr/lib/systemd/system-preset usr/share/doc usr/share/licenses usr/share/man/man8'
+for with in none iredmail; do
+	r=$tmp/rpmroot-$with
+	for d in $base_dirs; do mkdir -p "$r/$d"; done
+	if [ "$with" = iredmail ]; then
+		mkdir -p "$r/etc/nginx/templates" && touch "$r/etc/nginx/templates/roundcube.tmpl"
+	fi
+	before=$(cd "$r" && find . -path ./var -prune -o -print | sort)
+	rpm --root "$r" --initdb
+	# (Debian's rpm says it should not be used to install packages.)
+	out=$(rpm --root "$r" -i --nodeps --noscripts "$rpm_file" 2>&1) || fail "rpm -i into $r: $out"
+	[ -f "$r/usr/sbin/mailautoconf" ] || fail "rpm -i into $r did not install /usr/sbin/mailautoconf"
+	out=$(rpm --root "$r" -e --nodeps --noscripts mailautoconf 2>&1) || fail "rpm -e in $r: $out"
+	after=$(cd "$r" && find . -path ./var -prune -o -print | sort)
+	[ "$after" = "$before" ] || fail "rpm -e (with $with) left: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+	ok "rpm -e leaves the tree as it was (nginx templates: $with)"
+done
+
+# The directories the package, its scripts and its units can make, that
+# exist now: the .deb's, the daemon's runtime and state directories, and
+# those under systemd's enablement trees.
+existing_dirs() {
+	{
+		dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -n 's|^\./\(.*\)/$|/\1|p'
+		printf '%s\n' /run/mailautoconf /run/mailautoconf/keys /var/lib/mailautoconf
+		find /etc/systemd/system /var/lib/systemd -type d 2>/dev/null || true
+	} | sort -u | while read -r d; do
+		if [ -d "$d" ]; then echo "$d"; fi
+	done
+}
+# new_dirs prints the directories that exist now and did not before the
+# install.
+new_dirs() { comm -13 <(printf '%s\n' "$dirs_before") <(existing_dirs); }
+
+# nginx -t with the include line the iRedMail template documents, in a
+# server of a throwaway config, against the real /etc/nginx/templates.
+nginx_include=$(sed -n 's|^#[[:space:]]*\(include /etc/nginx/templates/[^ ]*;\)$|\1|p' packaging/nginx/iredmail-mailautoconf.tmpl)
+[ -n "$nginx_include" ] || fail "packaging/nginx/iredmail-mailautoconf.tmpl documents no include line"
+nginx_bin=$(PATH=$PATH:/usr/sbin command -v nginx || true)
+nginx_test() {
+	if [ -z "$nginx_bin" ]; then
+		[ "${CI:-}" != true ] || fail "no nginx (.ci/run installs it)"
+		echo "    (no nginx here: \"$nginx_include\" $1 not checked)"
+		return
+	fi
+	local d=$tmp/nginx out
+	mkdir -p "$d"
+	cat >"$d/nginx.conf" <<-EOF
+		pid $d/nginx.pid;
+		error_log $d/error.log;
+		events {}
+		http {
+		    access_log off;
+		    client_body_temp_path $d/client_body;
+		    proxy_temp_path $d/proxy;
+		    fastcgi_temp_path $d/fastcgi;
+		    uwsgi_temp_path $d/uwsgi;
+		    scgi_temp_path $d/scgi;
+		    server {
+		        listen unix:$d/nginx.sock;
+		        $nginx_include
+		    }
+		}
+	EOF
+	out=$("$nginx_bin" -t -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" 2>&1) || fail "nginx -t $1 with \"$nginx_include\": $out"
+	ok "nginx -t $1 passes with \"$nginx_include\""
+}
+
+dirs_before=$(existing_dirs)
+nginx_test "before the install"
+
 step "dpkg -i $deb (on this machine; systemd is not PID 1 here, as in a chroot)"
 if dpkg-query -W -f='${Status}' mailautoconf 2>/dev/null | grep -q installed; then
 	fail "mailautoconf is already installed here; remove it first"
@@ -197,6 +279,7 @@ check_installed() {
 	ok "systemd-analyze verify on the installed units (binary and man page found)"
 }
 check_installed
+nginx_test "with the template installed"
 
 step "dpkg -i again (upgrade path: postinst configure <old version>)"
 echo '# local change' >>/etc/nginx/templates/mailautoconf.tmpl
@@ -216,13 +299,27 @@ else
 	echo "    (no postfix group or gpasswd here: trigger not tested)"
 fi
 
-step "dpkg --remove: files gone, conffile and user kept"
+step "dpkg --remove: files gone, conffile, state and user kept, no empty directory left"
+if [ "$systemd_running" = no ]; then
+	# What a stopped daemon leaves (with systemd, the real ones): the last
+	# good snapshot in StateDirectory=, and /run/mailautoconf emptied by
+	# RemoveOnStop= and RuntimeDirectory=mailautoconf/keys.
+	mkdir -p /var/lib/mailautoconf /run/mailautoconf/keys
+	echo snapshot >/var/lib/mailautoconf/snapshot
+	chown -R mailautoconf:mailautoconf /var/lib/mailautoconf
+fi
 dpkg --remove mailautoconf
 [ ! -e /usr/sbin/mailautoconf ] || fail "/usr/sbin/mailautoconf left after remove"
 [ ! -e /usr/lib/systemd/system/mailautoconf.service ] || fail "unit left after remove"
 [ -e /etc/nginx/templates/mailautoconf.tmpl ] || fail "conffile removed by remove"
 getent passwd mailautoconf >/dev/null || fail "user removed by remove"
-ok "removed"
+[ -e /var/lib/mailautoconf/snapshot ] || fail "the state directory lost its snapshot on remove"
+[ ! -e /run/mailautoconf ] || fail "/run/mailautoconf left after remove"
+for d in $(new_dirs); do
+	[ -n "$(ls -A "$d")" ] || fail "empty directory $d left after remove"
+done
+ok "removed; new directories left, none empty: $(new_dirs | tr '\n' ' ')"
+nginx_test "after remove"
 
 step "dpkg --purge: nothing left"
 dpkg --purge mailautoconf
@@ -233,9 +330,13 @@ getent group mailautoconf >/dev/null && fail "group mailautoconf left after purg
 for g in postfix dovecot ssl-cert; do
 	getent group "$g" | cut -d: -f4 | tr ',' '\n' | grep -qx mailautoconf && fail "mailautoconf still listed in group $g"
 done
-left=$(find /etc /usr /run /var/lib/systemd -name '*mailautoconf*' 2>/dev/null || true)
+left=$(find /etc /usr /run /var/lib -name '*mailautoconf*' 2>/dev/null || true)
 [ -z "$left" ] || fail "left after purge: $left"
 [ ! -e /etc/nginx/templates ] || [ -n "$(ls -A /etc/nginx/templates)" ] || fail "empty /etc/nginx/templates left after purge"
 ok "no package, user, group, unit, enablement link or file named mailautoconf left"
+left=$(new_dirs)
+[ -z "$left" ] || fail "directories made since the install left after purge: $left"
+ok "no directory made since the install left"
+nginx_test "after purge"
 
 echo "--- packaging: all checks passed"

@@ -2,8 +2,10 @@
 // clients' discovery requests (../shared/spec/PROTOCOLS.md).
 //
 // NewSite renders, once per snapshot, every document that depends only on
-// the domain: the Mozilla autoconfig document (one per alias group, listing
-// the group's domains), the Outlook POX settings and error documents, the
+// the domain: the Mozilla autoconfig document (one for domains users log
+// in at, one for alias domains, which lists the domain and its target but
+// never the target's other aliases), the Outlook POX settings and error
+// documents, the
 // autodiscover.json answers, the HTML pages, and the signer of Apple
 // profiles. A Store publishes the current Site with one atomic pointer
 // swap; a Handler loads it once per request, finds the domain in a map
@@ -29,7 +31,8 @@
 // Statuses: 200; 204 for OPTIONS; 302 (above); 400 for an invalid address
 // or parameter, naming it; 404 for an unhosted domain or unknown path; 405
 // with Allow for another method; 413 for a body over 64 KiB; 503 when the
-// domain database fails. POX errors are documents with HTTP 200 (413 for
+// domain database fails, or when the process's budget for signing Apple
+// profiles is spent (mobileconfig.ErrBusy, with Retry-After). POX errors are documents with HTTP 200 (413 for
 // an oversized body): 600 unreadable request or invalid address, 601
 // schema not offered (mobilesync gets its own 601 form), 500 domain not
 // hosted, 603 database failure. Nothing answers 500 except a profile

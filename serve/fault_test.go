@@ -12,8 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mailautoconf/mailautoconf/render/mobileconfig"
 )
 
 // lockedBuffer collects log output written from the server's goroutines.
@@ -106,6 +110,9 @@ func TestFaultHostileRequests(t *testing.T) {
 		{name: "Host non-UTF-8", method: "GET", path: "/mail/config-v1.1.xml", host: "b\xfccher.example", want: 400},
 		{name: "JSON long protocol", method: "GET", path: "/autodiscover/autodiscover.json?Email=a%40example.com&Protocol=" + strings.Repeat("%00", 5000), host: "autodiscover.example.com", want: 400},
 		{name: "path traversal", method: "GET", path: "/autodiscover/autodiscover.json/v1.0/../../../etc/passwd?Protocol=AutodiscoverV1", host: "autodiscover.example.com", want: 400},
+		{name: "profile name with a bidi override", method: "GET", path: "/mobileconfig?emailaddress=a%40example.com&name=%E2%80%AEexe.pdf", host: "example.com", want: 400},
+		{name: "profile name with a line separator", method: "GET", path: "/mobileconfig?emailaddress=a%40example.com&name=a%E2%80%A8b", host: "example.com", want: 400},
+		{name: "Forwarded with an unterminated quote", method: "GET", path: "/autodiscover/autodiscover.xml", host: "autodiscover.example.com", header: "Forwarded: for=\"a;proto=http\r\n", want: 200},
 		{name: "profile name too long", method: "GET", path: "/mobileconfig?emailaddress=a%40example.com&name=" + strings.Repeat("%E2%82%AC", 500), host: "example.com", want: 400},
 	}
 	for _, r := range reqs {
@@ -251,4 +258,236 @@ func containsAny(list []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestFaultSigningFlood asks for Apple profiles for thousands of made-up
+// addresses as fast as 32 clients can, over a real connection, while
+// another client asks for autoconfig: signatures run one at a time and
+// within the documented budget (counted by mobileconfig.Stats, not timed),
+// every profile is signed (with its address while the budget lasts, else
+// the domain's), the cache stays within its bound, the other client is
+// always answered, and a new snapshot keeps the signed profiles.
+func TestFaultSigningFlood(t *testing.T) {
+	dir := t.TempDir()
+	syntheticTree(t, dir)
+	site := buildSite(t, dir, "")
+	if !site.Signed() {
+		t.Fatal("the synthetic site does not sign profiles")
+	}
+	var store Store
+	store.Publish(site)
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(NewHandler(&store, nil), nil)
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + l.Addr().String()
+	get := func(c *http.Client, host, target string) (int, []byte, error) {
+		req, _ := http.NewRequest("GET", base+target, nil)
+		req.Host = host
+		res, err := c.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return res.StatusCode, b, err
+	}
+
+	const (
+		workers = 32
+		flood   = 6000
+	)
+	before := mobileconfig.Stats()
+	start := time.Now()
+	var next, withAddress, busy atomic.Int64
+	var failures atomic.Int64
+	var firstFailure atomic.Value
+	fail := func(msg string) {
+		failures.Add(1)
+		firstFailure.CompareAndSwap(nil, msg)
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second}
+			for {
+				i := next.Add(1)
+				if i > flood {
+					return
+				}
+				local := fmt.Sprintf("user%d", i)
+				code, body, err := get(c, "autoconfig.example.com", "/mobileconfig?emailaddress="+local+"%40example.com")
+				switch {
+				case err != nil:
+					fail(err.Error())
+				case code == http.StatusServiceUnavailable:
+					busy.Add(1)
+				case code != 200 || len(body) == 0 || body[0] != 0x30:
+					fail(fmt.Sprintf("%d %.100q", code, body))
+				case bytes.Contains(body, []byte(local+"@example.com")):
+					withAddress.Add(1)
+				}
+			}
+		})
+	}
+	// Another client meanwhile.
+	stop := make(chan struct{})
+	var other sync.WaitGroup
+	var otherN, otherFailed atomic.Int64
+	var worst atomic.Int64
+	other.Go(func() {
+		c := &http.Client{Timeout: 10 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			t0 := time.Now()
+			code, _, err := get(c, "autoconfig.example.com", "/mail/config-v1.1.xml?emailaddress=probe%40example.com")
+			if d := int64(time.Since(t0)); d > worst.Load() {
+				worst.Store(d)
+			}
+			otherN.Add(1)
+			if err != nil || code != 200 {
+				otherFailed.Add(1)
+			}
+		}
+	})
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	other.Wait()
+
+	st := mobileconfig.Stats()
+	signed := st.Signed - before.Signed
+	// The budget, with one second of slack for the refill between reads.
+	secs := elapsed.Seconds() + 1
+	maxSigned := int64(mobileconfig.AddressSignBurst + mobileconfig.DomainSignBurst +
+		(mobileconfig.AddressSignRate+mobileconfig.DomainSignRate)*secs)
+	if signed > maxSigned {
+		t.Errorf("%d signatures in %v, over the budget %d", signed, elapsed, maxSigned)
+	}
+	if st.Peak > 1 {
+		t.Errorf("up to %d signatures ran at once, want 1", st.Peak)
+	}
+	if maxAddr := int64(mobileconfig.AddressSignBurst + mobileconfig.AddressSignRate*secs); withAddress.Load() > maxAddr {
+		t.Errorf("%d profiles carry their address, over the address budget %d", withAddress.Load(), maxAddr)
+	}
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d profile requests failed; first: %v", n, flood, firstFailure.Load())
+	}
+	if n := busy.Load(); n > flood/100 {
+		t.Errorf("%d of %d profile requests got 503: the domain's profile should be signed once and cached", n, flood)
+	}
+	if n := otherFailed.Load(); n > 0 || otherN.Load() == 0 {
+		t.Errorf("the other client: %d of %d requests failed", n, otherN.Load())
+	}
+	if b := store.Load().signer.CacheBytes(); b > mobileconfig.DefaultCacheBytes {
+		t.Errorf("the profile cache holds %d bytes, over its bound %d", b, mobileconfig.DefaultCacheBytes)
+	}
+
+	// A new snapshot of the same host keeps the cache: a profile signed
+	// before is not signed again. (Half a second refills the address
+	// budget by 10.)
+	time.Sleep(500 * time.Millisecond)
+	before = mobileconfig.Stats()
+	c := &http.Client{Timeout: 10 * time.Second}
+	code, first, err := get(c, "autoconfig.example.com", "/mobileconfig?emailaddress=kept%40example.com")
+	if err != nil || code != 200 || !bytes.Contains(first, []byte("kept@example.com")) {
+		t.Fatalf("profile before the reload: %d %v, with the address %v", code, err, bytes.Contains(first, []byte("kept@example.com")))
+	}
+	if n := mobileconfig.Stats().Signed - before.Signed; n != 1 {
+		t.Fatalf("%d signatures for one profile", n)
+	}
+	store.Publish(buildSite(t, dir, ""))
+	code, again, err := get(c, "autoconfig.example.com", "/mobileconfig?emailaddress=kept%40example.com")
+	if err != nil || code != 200 || !bytes.Equal(again, first) || mobileconfig.Stats().Signed-before.Signed != 1 {
+		t.Errorf("after a new snapshot: %d %v, same bytes %v, %d signatures; want the cached profile", code, err, bytes.Equal(again, first), mobileconfig.Stats().Signed-before.Signed)
+	}
+	t.Logf("%d profile requests in %v: %d signatures (%d with the address, at most %d at once), %d answered 503; "+
+		"the other client: %d requests, slowest %v; cache %d bytes; %d signed for one address across a reload",
+		flood, elapsed.Round(time.Millisecond), signed, withAddress.Load(), st.Peak, busy.Load(),
+		otherN.Load(), time.Duration(worst.Load()).Round(time.Microsecond), store.Load().signer.CacheBytes(),
+		mobileconfig.Stats().Signed-before.Signed)
+}
+
+// TestFaultIdleConnections opens 5 000 keep-alive connections that each
+// ask one question and then idle: the server keeps at most MaxConns of
+// them (the longest idle are closed first, at once), and a new client is
+// answered.
+func TestFaultIdleConnections(t *testing.T) {
+	var store Store
+	store.Swap(syntheticSite(t))
+	srv, lim := newServer(NewHandler(&store, nil), nil, MaxConns)
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	addr := l.Addr().String()
+
+	const n = 5000
+	req := "GET /mail/config-v1.1.xml?emailaddress=a%40example.com HTTP/1.1\r\nHost: autoconfig.example.com\r\n\r\n"
+	start := time.Now()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, req)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("connection %d: %d", i, res.StatusCode)
+		}
+	}
+	st := lim.stats()
+	if st.open > MaxConns {
+		t.Errorf("%d connections open, over MaxConns %d", st.open, MaxConns)
+	}
+	if st.evictedIdle < n-MaxConns || st.refused > 0 {
+		t.Errorf("stats %+v: want at least %d idle connections closed and none refused", st, n-MaxConns)
+	}
+	// The server really closed them: count the ones still open.
+	open := 0
+	buf := make([]byte, 1)
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				open++
+			}
+		}
+	}
+	if open > MaxConns {
+		t.Errorf("%d connections still open on the client side, want at most %d", open, MaxConns)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get("http://" + addr + "/mail/config-v1.1.xml?emailaddress=new%40example.com")
+	if err != nil {
+		t.Fatalf("a new client: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("a new client: %d", res.StatusCode)
+	}
+	t.Logf("%d keep-alive connections in %v: %d kept open, %d idle ones closed by the server", n,
+		time.Since(start).Round(time.Millisecond), open, st.evictedIdle)
 }

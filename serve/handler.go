@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mailautoconf/mailautoconf/internal/domainname"
@@ -36,6 +37,15 @@ var (
 	allowGet       = []string{"GET, HEAD, OPTIONS"}
 	allowGetPost   = []string{"GET, HEAD, POST, OPTIONS"}
 	locationScheme = "https://autodiscover."
+	retrySigning   = []string{"5"} // mobileconfig.ErrBusy: the signing budget refills within seconds
+)
+
+// While no Site is published, every request gets 503 with retryUnavailable
+// (seconds), and Autodiscover its POX error document (PROTOCOLS.md §3.5).
+var (
+	retryUnavailable = []string{"60"}
+	unavailablePOX   = newDoc(render.ContentTypeXML, render.AutodiscoverPOXError(poxInternal,
+		"The server cannot answer now: the mail server's configuration cannot be read. Try again later."))
 )
 
 // bufPool holds response buffers; a request appends its document to one.
@@ -151,8 +161,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		defer site.release()
 	}
 	if site == nil {
-		w.Header()["Retry-After"] = []string{"5"}
-		writeText(w, http.StatusServiceUnavailable, "503 service unavailable: the mail server's configuration is still being read")
+		// No snapshot at all (a start with a broken configuration and
+		// nothing saved): answer at once, never leave a client waiting.
+		w.Header()["Retry-After"] = retryUnavailable
+		if rt == routePOX {
+			writeDoc(w, http.StatusServiceUnavailable, unavailablePOX, cacheNone)
+			return
+		}
+		writeText(w, http.StatusServiceUnavailable, "503 service unavailable: the mail server's configuration cannot be read yet; try again later")
 		return
 	}
 	switch rt {
@@ -302,7 +318,8 @@ func (s *Site) servePOX(w http.ResponseWriter, r *http.Request) {
 
 // servePOXGet answers a body-less GET on the POX URL (PROTOCOLS.md §3.6):
 // Outlook's plain-HTTP probe gets a 302 to the HTTPS URL when the proxy in
-// front says the request came over plain HTTP (X-Forwarded-Proto: http);
+// front says the request came over plain HTTP (X-Forwarded-Proto: http, or
+// Forwarded: proto=http; see forwardedProto);
 // otherwise (Delta Chat) the domain-level settings for the Host, or for an
 // emailaddress parameter if one is given.
 func (s *Site) servePOXGet(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +337,7 @@ func (s *Site) servePOXGet(w http.ResponseWriter, r *http.Request) {
 	if !s.poxFound(w, sd, err) {
 		return
 	}
-	if p := r.Header["X-Forwarded-Proto"]; len(p) == 1 && strings.EqualFold(p[0], "http") {
+	if forwardedProto(r.Header) == "http" {
 		w.Header()["Location"] = []string{locationScheme + sd.name + "/Autodiscover/Autodiscover.xml"}
 		writeText(w, http.StatusFound, "302 found: use HTTPS")
 		return
@@ -438,10 +455,18 @@ func (s *Site) serveProfile(w http.ResponseWriter, r *http.Request) {
 	a.LoginDomain = sd.loginDomain
 	var body []byte
 	if s.signer != nil {
-		if body, err = s.signer.Sign(s.snap, a, name); err != nil {
-			if !errors.Is(err, mobileconfig.ErrNoServer) {
-				s.log.Error("cannot sign Apple profile; serving it unsigned", "err", err)
-			}
+		// Signed: the address only when it is plain, never the name
+		// (mobileconfig.Signer.Sign), within the signing budget.
+		body, err = s.signer.Sign(s.snap, a)
+		switch {
+		case errors.Is(err, mobileconfig.ErrBusy):
+			w.Header()["Retry-After"] = retrySigning
+			writeText(w, http.StatusServiceUnavailable, "503 service unavailable: too many profiles to sign right now; try again in a few seconds")
+			return
+		case err != nil && !errors.Is(err, mobileconfig.ErrNoServer):
+			s.log.Error("cannot sign Apple profile; serving it unsigned", "err", err)
+		}
+		if err != nil {
 			body = nil
 		}
 	}
@@ -483,11 +508,21 @@ func nameParam(rawQuery string) (string, error) {
 		return "", fmt.Errorf("the name parameter is longer than %d characters", maxNameLen)
 	}
 	for _, r := range name {
-		if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError || r == 0xfffe || r == 0xffff {
-			return "", errors.New("the name parameter contains a control character")
+		if !isNameRune(r) {
+			return "", fmt.Errorf("the name parameter contains %s", domainname.DescribeRune(r))
 		}
 	}
 	return name, nil
+}
+
+// isNameRune reports whether r may appear in a display name: a letter,
+// mark, digit, punctuation, symbol or space (U+0020 and the other Zs
+// spaces). Controls, format characters (the bidi overrides and isolates
+// such as U+202E, zero-width joiners), line and paragraph separators,
+// private-use characters, surrogates, noncharacters and U+FFFD (a decoding
+// error) are refused: they can make a name display as something else.
+func isNameRune(r rune) bool {
+	return r != utf8.RuneError && unicode.IsGraphic(r) && !unicode.Is(unicode.Noncharacter_Code_Point, r)
 }
 
 func (s *Site) servePage(w http.ResponseWriter, r *http.Request) {

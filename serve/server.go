@@ -27,8 +27,11 @@ const (
 	// reading a few KiB.
 	WriteTimeout = 15 * time.Second
 	// IdleTimeout keeps a reverse proxy's keep-alive connection open
-	// between requests, but not forever.
-	IdleTimeout = 60 * time.Second
+	// between requests, but not for long: a mail client asks its few
+	// questions within a second or two, and a proxy on the same host
+	// reconnects in microseconds. Idle connections are also the first
+	// closed when MaxConns is reached.
+	IdleTimeout = 15 * time.Second
 	// MaxHeaderBytes bounds the request line and headers. Discovery
 	// requests need well under 4 KiB, but on the apex domain a proxy
 	// forwards the web site's cookies too; nginx's own default allows
@@ -36,12 +39,20 @@ const (
 	MaxHeaderBytes = 32 << 10
 )
 
-// NewServer returns an http.Server for h with the timeouts above. Its
-// own errors (a client's broken connection, say) are logged at debug level.
+// NewServer returns an http.Server for h with the timeouts above, keeping
+// at most MaxConns connections open (see connLimiter: idle and slow ones
+// are closed first). Its own errors (a client's broken connection, say)
+// are logged at debug level.
 func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	srv, _ := newServer(h, log, MaxConns)
+	return srv
+}
+
+func newServer(h http.Handler, log *slog.Logger, maxConns int) (*http.Server, *connLimiter) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	lim := newConnLimiter(maxConns, log)
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -50,7 +61,8 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+		ConnState:         lim.connState,
+	}, lim
 }
 
 // Listen opens a listening socket for addr: "unix:/path" for a unix

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,9 +54,9 @@ type Site struct {
 	hostname string // the mail host's name as a domain ("" when it is not one)
 
 	// The enumerated domains are the snapshot's; nothing is kept per
-	// domain here but the autoconfig documents of alias groups.
-	autoconfig  page            // for a domain outside any alias group
-	groupConfig map[string]page // for each domain of an alias group
+	// domain here.
+	autoconfig      page // for a domain whose users log in at it
+	aliasAutoconfig page // for an alias domain: lists it and its target
 
 	pox        page
 	poxErrors  map[int]doc
@@ -142,7 +141,7 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Site{snap: snap, log: log, groupConfig: map[string]page{}, life: &siteLife{}}
+	s := &Site{snap: snap, log: log, life: &siteLife{}}
 	s.life.refs.Store(1)
 	for _, o := range opts {
 		o(s)
@@ -169,14 +168,15 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	}
 	s.autoconfig = newPage(generic)
 	if generic != nil {
-		for name, g := range aliasGroups(snap) {
-			extra := slices.DeleteFunc(slices.Clone(g), func(n string) bool { return n == name })
-			t, err := render.Autoconfig(snap, extra)
-			if err != nil {
-				return nil, fmt.Errorf("render autoconfig for %s: %w", name, err)
-			}
-			s.groupConfig[name] = newPage(t)
+		// An alias domain's document names the domain and the one its
+		// users log in at (which its user names show anyway), never the
+		// target's other aliases: a client asking about one domain learns
+		// nothing about the others hosted here.
+		t, err := render.Autoconfig(snap, []string{render.Marker(render.FieldLoginDomain)})
+		if err != nil {
+			return nil, fmt.Errorf("render autoconfig for alias domains: %w", err)
 		}
+		s.aliasAutoconfig = newPage(t)
 	}
 
 	t, err := render.AutodiscoverPOX(snap)
@@ -227,36 +227,11 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 // users log in at aliasOf when that is set.
 func (s *Site) siteDomain(name, aliasOf string) siteDomain {
 	sd := siteDomain{name: name, loginDomain: name, autoconfig: s.autoconfig}
-	if aliasOf != "" {
+	if aliasOf != "" && aliasOf != name {
 		sd.loginDomain = aliasOf
-	}
-	if len(s.groupConfig) > 0 {
-		if p, ok := s.groupConfig[name]; ok {
-			sd.autoconfig = p
-		}
+		sd.autoconfig = s.aliasAutoconfig
 	}
 	return sd
-}
-
-// aliasGroups maps every domain that is an alias target, or an alias of a
-// known target, to its group: the target and all its aliases, sorted.
-func aliasGroups(snap *discover.Snapshot) map[string][]string {
-	byTarget := map[string][]string{}
-	for alias, target := range snap.AliasTargets() {
-		if target != alias {
-			byTarget[target] = append(byTarget[target], alias)
-		}
-	}
-	groups := map[string][]string{}
-	for target, aliases := range byTarget {
-		g := append([]string{target}, aliases...)
-		slices.Sort(g)
-		g = slices.Compact(g)
-		for _, n := range g {
-			groups[n] = g
-		}
-	}
-	return groups
 }
 
 // Snapshot returns the snapshot the Site was built from.
@@ -377,7 +352,15 @@ func (st *Store) Swap(next *Site) *Site { return st.cur.Swap(next) }
 // snapshot (the database connections) when the last request using it
 // ends, or at once when none does: a request holds the Site it started
 // with, acquired in the handler, to its end.
+//
+// Before next is visible, its profile signer keeps the replaced Site's
+// cache of signed profiles when both sign with the same certificate
+// (mobileconfig.Signer.Keep): a reload or the periodic refresh does not
+// make every profile be signed again.
 func (st *Store) Publish(next *Site) {
+	if prev := st.cur.Load(); next != nil && prev != nil && next.signer != nil {
+		next.signer.Keep(prev.signer)
+	}
 	if old := st.cur.Swap(next); old != nil {
 		old.life.closeSnap.Store(true)
 		old.release() // the Store's reference

@@ -697,3 +697,248 @@ func TestFaultHostedDomainUnderFlood(t *testing.T) {
 	t.Logf("flood: %s; %s: %s; %d database lookups (limit %d) in %v; test %v", &flood, hostedDomain, &hosted,
 		lookups, allowed, elapsed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
+
+// brokenDovecot is dovecotConf with a syntax error at its end: a section
+// that is never closed.
+const brokenDovecot = dovecotConf + "service imap {\n"
+
+// poxRequestBody is Outlook's Autodiscover request for alice@example.com.
+const poxRequestBody = `<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+<Request><EMailAddress>alice@example.com</EMailAddress>
+<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+</Request></Autodiscover>`
+
+// interruptDaemon stops d as systemctl stop does and waits for a clean
+// exit.
+func interruptDaemon(t *testing.T, d *runningDaemon) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+		if d.err != nil {
+			t.Errorf("exit: %v", d.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10 s of SIGINT")
+	}
+}
+
+// firstDaemonLine returns the daemon's first log line (not
+// systemd-socket-activate's).
+func firstDaemonLine(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "msg=") {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestFaultBrokenConfigRestart: a daemon serving a host keeps the last good
+// snapshot in its state directory (written once: refreshes that change
+// nothing leave the file alone). dovecot.conf then gets a syntax error and
+// the daemon is restarted, as systemctl restart or an upgrade's postinst
+// does: the new one answers its first request at once with the previous
+// domains, says READY=1 with the error (file:line) in STATUS, signs
+// profiles, and publishes the fixed configuration within the watcher's
+// delay once dovecot.conf is repaired.
+func TestFaultBrokenConfigRestart(t *testing.T) {
+	testtool.Need(t, "systemd-socket-activate")
+	bin := buildDaemon(t)
+	start := time.Now()
+	root := t.TempDir()
+	staticHost(t, root)
+	state := t.TempDir()
+	saved := filepath.Join(state, "snapshot")
+	dovecotPath := filepath.Join(root, "etc/dovecot/dovecot.conf")
+	netURL := "http://autoconfig.example.net/mail/config-v1.1.xml"
+
+	d := startDaemon(t, bin, root, "--state-dir", state, "--refresh", "100ms")
+	code, before := d.get(t, autoconfigURL)
+	if code != 200 || ports(before) != "465,587,993" {
+		t.Fatalf("first daemon: %d, ports %q\n%s", code, ports(before), before)
+	}
+	_, beforeNet := d.get(t, netURL)
+	if !d.logged(5*time.Second, "snapshot saved") {
+		t.Fatalf("the snapshot was not saved\n%s", d.stderr.String())
+	}
+	st1, err := os.Stat(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.Mode().Perm() != 0o600 {
+		t.Errorf("saved snapshot mode %v, want 0600", st1.Mode().Perm())
+	}
+	time.Sleep(700 * time.Millisecond) // some refreshes that change nothing
+	st2, err := os.Stat(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(d.stderr.String(), "snapshot saved"); n != 1 || !os.SameFile(st1, st2) || !st2.ModTime().Equal(st1.ModTime()) {
+		t.Errorf("the saved snapshot was rewritten by refreshes that changed nothing (%d saves)", n)
+	}
+
+	writeTestFile(t, dovecotPath, brokenDovecot)
+	d.notify.wait(t, 0, 5*time.Second, "STATUS=reload failed, serving previous snapshot: ")
+	interruptDaemon(t, d)
+
+	// The restart, with dovecot.conf broken.
+	d = startDaemon(t, bin, root, "--state-dir", state)
+	restartAt := time.Now()
+	code, body := d.get(t, autoconfigURL)
+	firstAnswer := time.Since(restartAt)
+	if code != 200 || body != before {
+		t.Errorf("first answer after the restart: %d, want the previous 200 answer:\n%s", code, body)
+	}
+	if code, body := d.get(t, netURL); code != 200 || body != beforeNet {
+		t.Errorf("example.net after the restart: %d\n%s", code, body)
+	}
+	if code, _ := d.get(t, "http://autoconfig.example.org/mail/config-v1.1.xml"); code != 404 {
+		t.Errorf("an unknown domain after the restart: %d, want 404", code)
+	}
+	msg, next := d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=configuration error, serving the snapshot saved ")
+	if !strings.Contains(msg, "/etc/dovecot/dovecot.conf:") || !strings.Contains(msg, "(2 domains)") || !strings.Contains(msg, "(mailautoconf ") {
+		t.Errorf("STATUS does not name dovecot.conf:line, the saved domains and the version: %q", msg)
+	}
+	if !d.logged(2*time.Second, "configuration error; serving the saved snapshot", "/etc/dovecot/dovecot.conf:") {
+		t.Errorf("the log does not name the error")
+	}
+	if first := firstDaemonLine(d.stderr.String()); !strings.Contains(first, "mailautoconf starting") || !strings.Contains(first, "version=") {
+		t.Errorf("first log line %q, want the version", first)
+	}
+	d.profileSigner(t) // signed from the saved snapshot's certificate
+
+	// The fix (with another IMAP port, to tell the new snapshot apart).
+	fixAt := time.Now()
+	writeTestFile(t, dovecotPath, strings.Replace(dovecotConf, "port = 993", "port = 9993", 1))
+	d.notify.wait(t, next, 5*time.Second, "READY=1", "STATUS=serving 2 domains")
+	d.eventually(t, autoconfigURL, 3*time.Second, "the fixed configuration served", func(code int, body string) bool {
+		return code == 200 && ports(body) == "465,587,9993"
+	})
+	fixed := time.Since(fixAt)
+	if !d.logged(3*time.Second, "configuration fixed: snapshot published", "snapshot saved") {
+		t.Errorf("the fix was not logged or not saved")
+	}
+	if b, err := os.ReadFile(saved); err != nil || !strings.Contains(string(b), `"port":9993`) {
+		t.Errorf("the saved snapshot is not the fixed one (%v)", err)
+	}
+	select {
+	case <-d.done:
+		t.Errorf("the daemon exited: %v", d.err)
+	default:
+	}
+	t.Logf("restart with a broken dovecot.conf: first answer %d (%d bytes, ports %s, the saved snapshot) %v after the request that started the daemon; fix served %v after the write; test %v",
+		code, len(body), ports(body), firstAnswer.Round(time.Microsecond), fixed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// TestFaultBrokenConfigNoSaved: a start with a broken dovecot.conf and no
+// usable saved snapshot (none, or a damaged one) still starts: READY=1
+// with the error in STATUS, every request answered at once with 503 and
+// Retry-After (Autodiscover with its POX error document), and the fixed
+// configuration served within the watcher's delay.
+func TestFaultBrokenConfigNoSaved(t *testing.T) {
+	testtool.Need(t, "systemd-socket-activate")
+	bin := buildDaemon(t)
+	for _, tc := range []struct{ name, saved string }{
+		{"none", ""},
+		{"damaged", "mailautoconf snapshot 1\n{\"saved\":\"2025-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			staticHost(t, root)
+			dovecotPath := filepath.Join(root, "etc/dovecot/dovecot.conf")
+			writeTestFile(t, dovecotPath, brokenDovecot)
+			state := t.TempDir()
+			if tc.saved != "" {
+				writeTestFile(t, filepath.Join(state, "snapshot"), tc.saved)
+			}
+			d := startDaemon(t, bin, root, "--state-dir", state)
+			startAt := time.Now()
+			res, err := d.client.Get(autoconfigURL)
+			if err != nil {
+				t.Fatalf("first request: %v\n%s", err, d.stderr.String())
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			firstAnswer := time.Since(startAt)
+			if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" {
+				t.Errorf("first answer: %d, Retry-After %q; want 503 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+			}
+			res, err = d.client.Post("http://autodiscover.example.com/autodiscover/autodiscover.xml", "text/xml", strings.NewReader(poxRequestBody))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "<ErrorCode>603</ErrorCode>") {
+				t.Errorf("Autodiscover: %d, Retry-After %q, want 503 with the POX error document:\n%s", res.StatusCode, res.Header.Get("Retry-After"), b)
+			}
+			if code, body := d.get(t, "http://autoconfig.example.com/"); code != 503 {
+				t.Errorf("settings page: %d\n%s", code, body)
+			}
+			msg, next := d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=configuration error, no saved snapshot, answering 503: ")
+			if !strings.Contains(msg, "/etc/dovecot/dovecot.conf:") {
+				t.Errorf("STATUS does not name dovecot.conf:line: %q", msg)
+			}
+			if tc.saved != "" && !d.logged(2*time.Second, "cannot use the saved snapshot") {
+				t.Errorf("no warning about the damaged saved snapshot")
+			}
+
+			fixAt := time.Now()
+			writeTestFile(t, dovecotPath, dovecotConf)
+			d.notify.wait(t, next, 5*time.Second, "READY=1", "STATUS=serving 2 domains")
+			d.eventually(t, autoconfigURL, 3*time.Second, "the fixed configuration served", func(code int, body string) bool {
+				return code == 200 && ports(body) == "465,587,993"
+			})
+			fixed := time.Since(fixAt)
+			if !d.logged(3*time.Second, "snapshot saved") {
+				t.Errorf("the fixed configuration's snapshot was not saved")
+			}
+			if b, err := os.ReadFile(filepath.Join(state, "snapshot")); err != nil || !strings.HasPrefix(string(b), "mailautoconf snapshot 1\n") {
+				t.Errorf("saved snapshot after the fix: %v", err)
+			}
+			t.Logf("no usable saved snapshot (%s): first answer 503 %v after the request that started the daemon; fix served %v after the write",
+				tc.name, firstAnswer.Round(time.Microsecond), fixed.Round(time.Millisecond))
+		})
+	}
+}
+
+// TestFaultDatabaseDownAtStart: a daemon that starts while the domain
+// table's server is down (a reboot where MariaDB comes up late, a restart
+// during an outage) serves the domains the saved snapshot had from that
+// table, as a rebuild during an outage carries them forward, instead of
+// forgetting them until the server is back.
+func TestFaultDatabaseDownAtStart(t *testing.T) {
+	testtool.Need(t, "systemd-socket-activate")
+	bin := buildDaemon(t)
+	server := domainServers[0]
+	root := t.TempDir()
+	state := t.TempDir()
+	flags, stopServer, restartServer, _ := server.start(t, root)
+	args := append(flags, "--state-dir", state)
+	d := startDaemon(t, bin, root, args...)
+	code, before := d.get(t, autoconfigURL)
+	if code != 200 {
+		t.Fatalf("first daemon: %d\n%s", code, before)
+	}
+	if !d.logged(5*time.Second, "snapshot saved") {
+		t.Fatalf("the snapshot was not saved\n%s", d.stderr.String())
+	}
+	interruptDaemon(t, d)
+	stopServer()
+
+	d = startDaemon(t, bin, root, args...)
+	for _, dom := range []string{"example.com", "example.net", "example.org"} {
+		if code, body := d.get(t, "http://autoconfig."+dom+"/mail/config-v1.1.xml?emailaddress=fred%40"+dom); code != 200 {
+			t.Errorf("%s with the %s server down at start: %d\n%s", dom, server.name, code, body)
+		}
+	}
+	d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=database unreachable, serving 3 known domains")
+	if !d.logged(2*time.Second, "tables unreachable at start") {
+		t.Errorf("the log does not say the saved domains are served")
+	}
+	restartServer()
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -20,17 +21,30 @@ func notify(log *slog.Logger, state string) {
 }
 
 // statusLine is the one-line STATUS= of systemctl status: what is served,
-// or why it is degraded. err is the last reload's error, nil after a
-// successful one.
-func statusLine(snap *discover.Snapshot, err error) string {
-	if err != nil {
-		return "reload failed, serving previous snapshot: " + oneLine(err.Error())
+// or why it is degraded, and the release. snap is the snapshot served
+// (nil: none), err the last reload's error (nil after a successful one),
+// fb set while the configuration the daemon started with is broken.
+func statusLine(snap *discover.Snapshot, err error, fb *fallback) string {
+	var s string
+	switch {
+	case fb != nil && fb.saved != nil:
+		s = fmt.Sprintf("configuration error, serving the snapshot saved %s (%d domains): %s",
+			fb.saved.Saved.UTC().Format(time.RFC3339), fb.saved.Domains, oneLine(fb.err.Error()))
+	case fb != nil:
+		s = "configuration error, no saved snapshot, answering 503: " + oneLine(fb.err.Error())
+	case err != nil:
+		s = "reload failed, serving previous snapshot: " + oneLine(err.Error())
+	case len(snap.Unreachable()) > 0:
+		s = fmt.Sprintf("database unreachable, serving %d known domains, %d endpoints", snap.NumDomains(), len(snap.Endpoints()))
+	default:
+		s = fmt.Sprintf("serving %d domains, %d endpoints", snap.NumDomains(), len(snap.Endpoints()))
 	}
-	domains, endpoints := snap.NumDomains(), len(snap.Endpoints())
-	if len(snap.Unreachable()) > 0 {
-		return fmt.Sprintf("database unreachable, serving %d known domains, %d endpoints", domains, endpoints)
+	if snap != nil {
+		if _, why := snap.ProfileSigning(); why != "" {
+			s += "; Apple profiles unsigned: " + oneLine(why)
+		}
 	}
-	return fmt.Sprintf("serving %d domains, %d endpoints", domains, endpoints)
+	return s + " (mailautoconf " + version + ")"
 }
 
 // oneLine flattens errors.Join output and bounds the length: STATUS= is

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -21,12 +25,24 @@ import (
 // A rebuild that fails leaves the previous Site serving. The previous
 // Site's snapshot, with its database connections, is closed by the Store
 // once the last request that started on it has finished.
+//
+// Each published snapshot that tells clients something new is saved to
+// savePath; when the configuration cannot be built at start, the saved
+// one is served instead (or nothing: 503) until a rebuild succeeds.
 type reloader struct {
 	opt     discover.Options
 	store   *serve.Store
 	guard   *serve.MissGuard
 	watcher *discover.Watcher // nil: files are not watched
 	log     *slog.Logger
+
+	savePath   string             // the last good snapshot's file; "": none is kept
+	savedFP    uint64             // the fingerprint of what savePath holds, when savedKnown
+	savedKnown bool               // only run touches savedFP, savedKnown, unsaved
+	unsaved    *discover.Snapshot // published by first, to be saved by run
+
+	mu       sync.Mutex
+	fallback *fallback // non-nil while no snapshot of the present configuration is published
 
 	kick    chan struct{} // SIGHUP or a file change: a reload systemd is told about
 	refresh chan struct{} // the refresh timer: a quiet rebuild
@@ -56,30 +72,126 @@ func (r *reloader) Refresh() {
 	}
 }
 
-// first builds and publishes the first snapshot; its failure is the
-// start's failure, since there is nothing to serve instead.
-func (r *reloader) first(ctx context.Context) error {
+// first builds and publishes the first snapshot. When the configuration
+// cannot be built (a syntax error, an unreadable file), it publishes the
+// last good snapshot saved by an earlier run instead, or nothing (the
+// server answers 503), and watches the files so that the fix is noticed:
+// a broken configuration must not keep the daemon from starting.
+func (r *reloader) first(ctx context.Context) {
 	start := time.Now()
 	snap, err := discover.Build(ctx, r.opt)
+	if err == nil && len(snap.Unreachable()) > 0 {
+		snap = r.withSavedDomains(ctx, snap)
+	}
+	if err == nil {
+		for _, w := range snap.Warnings() {
+			r.log.Warn(w)
+		}
+		var site *serve.Site
+		if site, err = serve.NewSite(r.opt.Root, snap, r.log, serve.WithMissGuard(r.guard)); err != nil {
+			snap.Close()
+		} else {
+			r.store.Publish(site)
+		}
+	}
 	if err != nil {
-		return err
+		r.startFallback(err)
+		return
 	}
-	for _, w := range snap.Warnings() {
-		r.log.Warn(w)
-	}
-	site, err := serve.NewSite(r.opt.Root, snap, r.log, serve.WithMissGuard(r.guard))
-	if err != nil {
-		snap.Close()
-		return err
-	}
-	r.store.Publish(site)
 	releaseBuildMemory(snap)
 	r.log.Info("snapshot built", "domains", snap.NumDomains(), "endpoints", len(snap.Endpoints()),
 		"build", time.Since(start).Round(time.Microsecond))
 	if r.watcher != nil {
 		r.watcher.Set(snap.Files(), snap.Globs())
 	}
+	r.unsaved = snap
+}
+
+// startFallback publishes the saved snapshot, if there is a usable one,
+// for a start whose configuration cannot be built (err), and watches the
+// main files, the saved snapshot's and those err names.
+func (r *reloader) startFallback(err error) {
+	fb := &fallback{err: err}
+	files := discover.MainFiles(r.opt)
+	var globs []string
+	if r.savePath != "" {
+		saved, info, rerr := discover.Restore(r.savePath)
+		switch {
+		case errors.Is(rerr, discover.ErrNoSaved):
+		case rerr != nil:
+			r.log.Warn("cannot use the saved snapshot", "err", rerr)
+		default:
+			site, serr := serve.NewSite(r.opt.Root, saved, r.log, serve.WithMissGuard(r.guard))
+			if serr != nil {
+				r.log.Warn("cannot serve the saved snapshot", "file", r.savePath, "err", serr)
+				break
+			}
+			r.store.Publish(site)
+			fb.saved = &info
+			r.savedFP, r.savedKnown = info.Fingerprint, true
+			files = append(files, saved.Files()...)
+			globs = saved.Globs()
+		}
+	}
+	if fb.saved != nil {
+		r.log.Error("configuration error; serving the saved snapshot until it is fixed", "err", err,
+			"saved", fb.saved.Saved.UTC().Format(time.RFC3339), "saved_by", fb.saved.Version, "domains", fb.saved.Domains, "file", fb.saved.Path)
+	} else {
+		r.log.Error("configuration error and no saved snapshot; answering 503 until it is fixed", "err", err, "state_file", r.savePath)
+	}
+	if r.watcher != nil {
+		// Watch what the broken configuration names too: the fix may be
+		// in a file no snapshot has listed yet.
+		r.watcher.Set(append(files, discover.ErrorFiles(err)...), globs)
+	}
+	r.mu.Lock()
+	r.fallback = fb
+	r.mu.Unlock()
+}
+
+// current returns the snapshot being served, nil when none is.
+func (r *reloader) current() *discover.Snapshot {
+	if site := r.store.Load(); site != nil {
+		return site.Snapshot()
+	}
 	return nil
+}
+
+// status is the STATUS= line after a reload that returned err.
+func (r *reloader) status(err error) string {
+	r.mu.Lock()
+	fb := r.fallback
+	r.mu.Unlock()
+	return statusLine(r.current(), err, fb)
+}
+
+// save writes snap to savePath when it differs from what the file holds;
+// a refresh that changes nothing writes nothing. A failure is a warning:
+// serving goes on, only the next start with a broken configuration loses.
+func (r *reloader) save(snap *discover.Snapshot) {
+	if r.savePath == "" {
+		return
+	}
+	if !r.savedKnown {
+		if info, err := discover.ReadSavedInfo(r.savePath); err == nil {
+			r.savedFP, r.savedKnown = info.Fingerprint, true
+		}
+	}
+	if r.savedKnown && discover.Fingerprint(snap) == r.savedFP {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(r.savePath), 0o700); err != nil {
+		r.log.Warn("cannot save the snapshot for a start with a broken configuration", "err", err)
+		return
+	}
+	start := time.Now()
+	info, err := discover.Save(r.savePath, snap, version, start)
+	if err != nil {
+		r.log.Warn("cannot save the snapshot for a start with a broken configuration", "err", err)
+		return
+	}
+	r.savedFP, r.savedKnown = info.Fingerprint, true
+	r.log.Info("snapshot saved", "file", r.savePath, "domains", info.Domains, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // largeSnapshot is the domain count from which a build's garbage (the
@@ -118,6 +230,10 @@ func tightenGC() (restore func()) {
 // run does the reloads asked for until ctx ends.
 func (r *reloader) run(ctx context.Context) {
 	defer close(r.done)
+	if r.unsaved != nil {
+		r.save(r.unsaved)
+		r.unsaved = nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,10 +241,10 @@ func (r *reloader) run(ctx context.Context) {
 		case <-r.kick:
 			notify(r.log, daemon.SdNotifyReloading+"\n"+daemon.SdNotifyMonotonicUsec())
 			err := r.reload(ctx, false)
-			notify(r.log, daemon.SdNotifyReady+"\nSTATUS="+statusLine(r.store.Load().Snapshot(), err))
+			notify(r.log, daemon.SdNotifyReady+"\nSTATUS="+r.status(err))
 		case <-r.refresh:
 			err := r.reload(ctx, true)
-			notify(r.log, "STATUS="+statusLine(r.store.Load().Snapshot(), err))
+			notify(r.log, "STATUS="+r.status(err))
 		}
 	}
 }
@@ -137,35 +253,37 @@ func (r *reloader) run(ctx context.Context) {
 // one serving and returns why not. A quiet one (the refresh timer) logs
 // its success at debug level unless the domain count changed.
 func (r *reloader) reload(ctx context.Context, quiet bool) error {
-	prev := r.store.Load().Snapshot()
+	prev := r.current() // nil: nothing served (a start with a broken configuration)
+	r.mu.Lock()
+	fb := r.fallback
+	r.mu.Unlock()
 	opt := r.opt
 	opt.Previous = prev
 	restoreGC := func() {}
-	if prev.NumDomains() >= largeSnapshot {
+	if prev != nil && prev.NumDomains() >= largeSnapshot {
 		restoreGC = tightenGC()
 	}
 	defer func() { restoreGC() }()
 	start := time.Now()
 	snap, err := discover.Build(ctx, opt)
 	if err != nil {
-		r.log.Error("reload failed; previous snapshot still serving", "err", err)
-		if r.watcher != nil {
-			// Watch what the broken configuration names too: a file it
-			// newly includes must be seen when it is fixed.
-			files := append(prev.Files(), discover.ErrorFiles(err)...)
-			r.watcher.Set(files, prev.Globs())
-		}
+		r.failed(err, prev, fb)
 		return err
 	}
+	var prevWarnings []string
+	prevDomains := 0
+	if prev != nil {
+		prevWarnings, prevDomains = prev.Warnings(), prev.NumDomains()
+	}
 	for _, w := range snap.Warnings() {
-		if !slices.Contains(prev.Warnings(), w) {
+		if !slices.Contains(prevWarnings, w) {
 			r.log.Warn(w)
 		}
 	}
 	site, err := serve.NewSite(r.opt.Root, snap, r.log, serve.WithMissGuard(r.guard))
 	if err != nil {
 		snap.Close()
-		r.log.Error("reload failed; previous snapshot still serving", "err", err)
+		r.failed(err, prev, fb)
 		return err
 	}
 	r.store.Publish(site)
@@ -174,16 +292,82 @@ func (r *reloader) reload(ctx context.Context, quiet bool) error {
 		r.watcher.Set(snap.Files(), snap.Globs())
 	}
 	level := slog.LevelInfo
-	if quiet && snap.NumDomains() == prev.NumDomains() {
+	if quiet && snap.NumDomains() == prevDomains && fb == nil {
 		level = slog.LevelDebug
 	}
-	r.log.Log(ctx, level, "snapshot published", "domains", snap.NumDomains(), "endpoints", len(snap.Endpoints()),
-		"previous_domains", prev.NumDomains(), "files", len(snap.Files()), "build", took)
+	msg := "snapshot published"
+	if fb != nil {
+		msg = "configuration fixed: snapshot published"
+		r.mu.Lock()
+		r.fallback = nil
+		r.mu.Unlock()
+	}
+	r.log.Log(ctx, level, msg, "domains", snap.NumDomains(), "endpoints", len(snap.Endpoints()),
+		"previous_domains", prevDomains, "files", len(snap.Files()), "build", took)
 	// The collection that returns the build's memory must run with the
 	// usual target and without the previous snapshot (prev is not used
 	// from here on), or it would set the next target from both snapshots.
 	restoreGC()
 	restoreGC = func() {}
 	releaseBuildMemory(snap)
+	r.save(snap)
 	return nil
+}
+
+// failed logs a failed rebuild and keeps watching what the configuration
+// names, with prev (nil: nothing) still served.
+func (r *reloader) failed(err error, prev *discover.Snapshot, fb *fallback) {
+	switch {
+	case fb != nil && fb.saved != nil:
+		r.log.Error("reload failed; still serving the saved snapshot", "err", err)
+	case fb != nil:
+		r.log.Error("reload failed; no snapshot, answering 503", "err", err)
+	default:
+		r.log.Error("reload failed; previous snapshot still serving", "err", err)
+	}
+	if fb != nil {
+		r.mu.Lock()
+		r.fallback = &fallback{err: err, saved: fb.saved}
+		r.mu.Unlock()
+	}
+	if r.watcher != nil {
+		// Watch what the broken configuration names too: a file it
+		// newly includes must be seen when it is fixed.
+		files, globs := discover.MainFiles(r.opt), []string(nil)
+		if prev != nil {
+			files, globs = append(files, prev.Files()...), prev.Globs()
+		}
+		r.watcher.Set(append(files, discover.ErrorFiles(err)...), globs)
+	}
+}
+
+// withSavedDomains rebuilds a first snapshot some of whose tables could
+// not be listed (a database down at start, a lookup file unreadable) with
+// the saved snapshot as the previous one, so that those tables' domains
+// are carried forward as they are on a rebuild during an outage, instead
+// of a restart forgetting them. Without a usable saved snapshot, or when
+// the second build fails, it returns snap as it is.
+func (r *reloader) withSavedDomains(ctx context.Context, snap *discover.Snapshot) *discover.Snapshot {
+	if r.savePath == "" {
+		return snap
+	}
+	saved, _, err := discover.Restore(r.savePath)
+	if err != nil {
+		if !errors.Is(err, discover.ErrNoSaved) {
+			r.log.Warn("cannot use the saved snapshot", "err", err)
+		}
+		return snap
+	}
+	defer saved.Close()
+	opt := r.opt
+	opt.Previous = saved
+	again, err := discover.Build(ctx, opt)
+	if err != nil {
+		r.log.Warn("rebuild with the saved snapshot's domains failed", "err", err)
+		return snap
+	}
+	r.log.Info("tables unreachable at start: serving the domains the saved snapshot had from them",
+		"tables", snap.Unreachable(), "file", r.savePath)
+	snap.Close()
+	return again
 }

@@ -52,6 +52,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	refresh := fs.Duration("refresh", defaultRefresh, "re-read the domain list from the database this often (0: only on changes and SIGHUP)")
 	idle := fs.Duration("exit-idle-after", 0, "exit after no request for this `duration`, for socket activation to start it again on demand (0: never)")
 	noWatch := fs.Bool("no-watch", false, "do not watch the configuration files; reload only on SIGHUP and --refresh")
+	stateFlag := fs.String("state-dir", "", "keep the last good snapshot in `DIR`, to serve it when a start meets a broken configuration (default $STATE_DIRECTORY, which systemd's StateDirectory= sets; without either nothing is kept)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -60,6 +61,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	log := common.logger(stderr, slog.LevelInfo)
+	state := stateDir(*stateFlag)
+	log.Info("mailautoconf starting", "version", version, "state_dir", state)
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(serveProcs)
 	}
@@ -92,9 +95,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer store.Close() // after the server's Shutdown (deferred later, run earlier)
 	guard := serve.NewMissGuard(serve.DefaultMissRate, serve.DefaultMissBurst, serve.DefaultMissTTL, serve.DefaultMissCacheCap)
 	rl := newReloader(opt, &store, guard, watcher, log)
-	if err := rl.first(ctx); err != nil {
-		return err // no READY=1: the start fails
-	}
+	rl.savePath = savedPath(state)
+	// A broken configuration does not fail the start: the last good
+	// snapshot is served, or 503, until the configuration is fixed.
+	rl.first(ctx)
 
 	if !socks.activated {
 		if len(listen) == 0 && len(listenTLS) == 0 {
@@ -118,6 +122,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go watcher.Run(bg, rl.Kick)
 	}
 	go watchdog(bg, log)
+	// Reloading Postfix or Dovecot opens ports without a file changing.
+	go discover.WatchListening(bg, discover.ListeningPoll, func() *discover.Snapshot {
+		if site := store.Load(); site != nil {
+			return site.Snapshot()
+		}
+		return nil
+	}, rl.Kick)
 	if *refresh > 0 {
 		go every(bg, *refresh, rl.Refresh)
 	}
@@ -125,7 +136,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *idle > 0 {
 		go act.exitWhenIdle(bg, *idle, idleC)
 	}
-	err = serveUntilDone(ctx, log, srv, socks, &store, rl, hup, idleC, *idle)
+	err = serveUntilDone(ctx, log, srv, socks, rl, hup, idleC, *idle)
 	stopBG()
 	<-rl.done // a rebuild in progress must not publish after store.Close
 	return err
@@ -153,7 +164,7 @@ const watchQuiet = 300 * time.Millisecond
 // the server has been idle for idle, or a socket fails, then shuts down
 // gracefully: no new connections, in-flight requests get shutdownTimeout
 // to finish. SIGHUP reloads meanwhile.
-func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, socks *sockets, store *serve.Store,
+func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, socks *sockets,
 	rl *reloader, hup <-chan os.Signal, idleC <-chan struct{}, idle time.Duration) error {
 	serveErr := make(chan error, len(socks.all()))
 	for _, l := range socks.http {
@@ -162,10 +173,13 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, soc
 	for _, l := range socks.https {
 		go func() { serveErr <- srv.ServeTLS(l, "", "") }()
 	}
-	snap := store.Load().Snapshot()
-	log.Info("serving", "listen", socks.describe(), "socket_activation", socks.activated,
-		"host", snap.Hostname(), "domains", snap.NumDomains())
-	notify(log, daemon.SdNotifyReady+"\nSTATUS="+statusLine(snap, nil))
+	if snap := rl.current(); snap != nil {
+		log.Info("serving", "listen", socks.describe(), "socket_activation", socks.activated,
+			"host", snap.Hostname(), "domains", snap.NumDomains())
+	} else {
+		log.Info("answering 503 until the configuration is fixed", "listen", socks.describe(), "socket_activation", socks.activated)
+	}
+	notify(log, daemon.SdNotifyReady+"\nSTATUS="+rl.status(nil))
 
 	var err error
 wait:

@@ -76,6 +76,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var common commonFlags
 	common.register(fs)
 	asJSON := fs.Bool("json", false, "print the snapshot as JSON (documented in README.md)")
+	stateFlag := fs.String("state-dir", "", "report on the daemon's saved snapshot in `DIR` (default $STATE_DIRECTORY, else "+defaultStateDir+" unless --root is given)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -83,8 +84,15 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "show: unexpected argument %q\n", fs.Arg(0))
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	saved := savedPath(stateDir(*stateFlag))
+	if saved == "" && common.root == "" {
+		saved = savedPath(defaultStateDir)
+	}
 	snap, err := common.build(ctx, common.logger(stderr, slog.LevelWarn))
 	if err != nil {
+		if saved != "" {
+			return fmt.Errorf("%w\n%s", err, brokenNote(saved))
+		}
 		return err
 	}
 	defer snap.Close()
@@ -93,7 +101,15 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		enc.SetIndent("", "  ")
 		return enc.Encode(snap)
 	}
-	return printSnapshot(stdout, snap)
+	if err := printSnapshot(stdout, snap); err != nil {
+		return err
+	}
+	footer := "\nVersion: mailautoconf " + version + "\n"
+	if saved != "" {
+		footer += "Saved snapshot: " + savedState(saved) + "\n"
+	}
+	_, err = io.WriteString(stdout, footer)
+	return err
 }
 
 // printSnapshot writes the snapshot for a person: what clients are told,
@@ -137,6 +153,13 @@ func printSnapshot(w io.Writer, s *discover.Snapshot) error {
 			fmt.Fprintf(tw, "  %s\t%s\tcovers %s\tuntil %s\t%s\n", c.Server, c.Path, strings.Join(c.Names, ", "), c.NotAfter, c.Source)
 		}
 		tw.Flush()
+		staged := map[string]bool{} // what the daemon reads instead (root's view too)
+		for _, c := range certs {
+			if c.Staged != "" && !staged[c.Staged] {
+				staged[c.Staged] = true
+				fmt.Fprintf(&b, "  %s: %s\n", c.Path, c.Staged)
+			}
+		}
 	}
 	if warns := s.Warnings(); len(warns) > 0 {
 		fmt.Fprintf(&b, "\nWarnings:\n")

@@ -6,30 +6,58 @@ import (
 	"github.com/mailautoconf/mailautoconf/render"
 )
 
-// Cache bounds. A signed profile is a few kilobytes (the plist and the
-// certificate chain), so a full cache holds at most maxCacheBytes.
-const (
-	maxCacheEntries = 10000
-	maxCacheBytes   = 64 << 20
-)
+// DefaultCacheBytes bounds a Cache made by NewCache(0): a signed profile is
+// 3 to 6 KB (the plist and the certificate chain), so some 1 000 profiles.
+// It is a bound on what the cache holds, counted generously (entryOverhead);
+// the garbage collector may keep as much again as garbage between cycles.
+const DefaultCacheBytes = 4 << 20
 
-// A cacheKey is what a profile of one Signer depends on besides its
-// Snapshot and certificate, which are fixed for the Signer.
+// entryOverhead is what one cache entry costs beyond the profile's bytes
+// and the key's strings: the map slot, the key and the slice header.
+const entryOverhead = 160
+
+// A cacheKey is what a signed profile depends on: the Signer's certificate
+// and the parts of the snapshot a profile shows (inputs, see
+// profileInputs.key), and the address (an empty Local for a domain's
+// profile).
 type cacheKey struct {
+	inputs  string
 	address render.Address
-	name    string
 }
 
-// A signCache holds signed profiles, bounded by entry count and total size.
+func (k cacheKey) cost() int {
+	return entryOverhead + len(k.inputs) + len(k.address.Local) + len(k.address.Domain) + len(k.address.LoginDomain)
+}
+
+// A Cache holds signed profiles, bounded by their total size. One Cache
+// outlives the Signers that use it: Signer.Keep hands it from the Signer of
+// one snapshot to the next while the certificate stays the same, so a
+// reload or a periodic refresh does not make every profile be signed again.
+// Its entries are keyed by everything the profile shows, so an entry made
+// before a change of the servers is simply never asked for again (and
+// evicted in time).
+//
 // When full it evicts a random entry (Go's map iteration order is random):
 // no bookkeeping on hits, and a burst of one-off addresses cannot flush a
 // whole working set at once the way it would in a strict LRU. Concurrent
-// first requests for one key wait for a single signing.
-type signCache struct {
+// first requests for one key wait for a single signing. It is safe for
+// concurrent use.
+type Cache struct {
+	maxBytes int
 	mu       sync.RWMutex
 	entries  map[cacheKey][]byte
-	size     int // bytes held in entries
+	size     int // bytes held in entries, with their keys and overhead
 	inflight map[cacheKey]*call
+}
+
+// NewCache returns an empty Cache holding at most maxBytes (counted as
+// entryOverhead plus the key and the profile for each entry);
+// DefaultCacheBytes when maxBytes is 0.
+func NewCache(maxBytes int) *Cache {
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
+	}
+	return &Cache{maxBytes: maxBytes}
 }
 
 // A call is a signing in progress that other requests for its key wait for.
@@ -39,7 +67,7 @@ type call struct {
 	err  error
 }
 
-func (c *signCache) get(k cacheKey) ([]byte, bool) {
+func (c *Cache) get(k cacheKey) ([]byte, bool) {
 	c.mu.RLock()
 	v, ok := c.entries[k]
 	c.mu.RUnlock()
@@ -48,7 +76,7 @@ func (c *signCache) get(k cacheKey) ([]byte, bool) {
 
 // do returns the cached value for k, or runs fn once for all concurrent
 // callers and caches what it returns when it succeeds.
-func (c *signCache) do(k cacheKey, fn func() ([]byte, error)) ([]byte, error) {
+func (c *Cache) do(k cacheKey, fn func() ([]byte, error)) ([]byte, error) {
 	if v, ok := c.get(k); ok {
 		return v, nil
 	}
@@ -82,26 +110,34 @@ func (c *signCache) do(k cacheKey, fn func() ([]byte, error)) ([]byte, error) {
 }
 
 // put stores v under k; c.mu must be held for writing.
-func (c *signCache) put(k cacheKey, v []byte) {
-	if len(v) > maxCacheBytes {
+func (c *Cache) put(k cacheKey, v []byte) {
+	cost := k.cost() + len(v)
+	if cost > c.maxBytes {
 		return
 	}
 	if c.entries == nil {
 		c.entries = map[cacheKey][]byte{}
 	}
-	for len(c.entries) >= maxCacheEntries || c.size+len(v) > maxCacheBytes {
+	for c.size+cost > c.maxBytes {
 		for old, ov := range c.entries {
 			delete(c.entries, old)
-			c.size -= len(ov)
+			c.size -= old.cost() + len(ov)
 			break
 		}
 	}
 	c.entries[k] = v
-	c.size += len(v)
+	c.size += cost
 }
 
-func (c *signCache) len() int {
+func (c *Cache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
+}
+
+// Bytes is what the Cache holds now, counted as its bound counts.
+func (c *Cache) Bytes() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.size
 }

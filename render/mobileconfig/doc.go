@@ -13,8 +13,18 @@
 // attached, the signer's certificate and chain included), which is what
 // "openssl smime -sign -nodetach -outform der" writes and what Apple
 // devices verify. Because the signature covers the exact bytes, a profile
-// cannot be a render.Template; instead the Signer caches signed profiles,
-// so a repeated request costs a map lookup.
+// cannot be a render.Template; instead the Signer caches signed profiles
+// (a Cache, bounded in bytes and kept from one snapshot's Signer to the
+// next while the certificate is the same), so a repeated request costs a
+// map lookup. Signing is bounded for the whole process (see
+// MaxSignWaiting): one signature at a time, and a budget per second.
+//
+// A signed profile is shown as "Verified" with the mail host's name, so
+// it carries nothing from the request that could pass for the host's
+// words: the address only when its local part is a plain dot-atom, never
+// a display name. Otherwise, and beyond the budget, the domain's profile
+// is signed instead: no address and no user name, which Mail asks for on
+// installation (Apple's Mail payload makes both optional).
 //
 // Signing uses github.com/smallstep/pkcs7: the maintained continuation of
 // mozilla-services/pkcs7 (now archived), with tagged releases, no

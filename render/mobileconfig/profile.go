@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/discover"
@@ -24,27 +25,70 @@ var ErrNoServer = errors.New("mobileconfig: no server a profile can describe")
 // the optional display name. UUIDs derived from (address, snapshot
 // hostname) — stable, not random.
 func Profile(s *discover.Snapshot, a render.Address, name string) ([]byte, error) {
-	return profile(s.Hostname(), s.Endpoints(), a, name)
+	in, err := inputsOf(s.Hostname(), s.Endpoints())
+	if err != nil {
+		return nil, err
+	}
+	return in.profile(a, name)
 }
 
 // profile is Profile for the host name and endpoints of a Snapshot.
 func profile(hostname string, eps []discover.Endpoint, a render.Address, name string) ([]byte, error) {
-	in, ok := pick(eps, "imap")
-	accountType := "EmailTypeIMAP"
-	if !ok {
-		in, ok = pick(eps, "pop3")
-		accountType = "EmailTypePOP"
+	in, err := inputsOf(hostname, eps)
+	if err != nil {
+		return nil, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("%w: no IMAP or POP3 server with TLS or STARTTLS", ErrNoServer)
-	}
-	out, ok := pick(eps, "smtp")
-	if !ok {
-		return nil, fmt.Errorf("%w: no SMTP submission server with TLS or STARTTLS", ErrNoServer)
-	}
+	return in.profile(a, name)
+}
 
-	host := strings.ToLower(strings.TrimSuffix(hostname, "."))
-	addr := a.String()
+// profileInputs is everything of a snapshot a profile shows: the host name
+// and the two servers it describes.
+type profileInputs struct {
+	host        string // lower case, no trailing dot
+	in, out     discover.Endpoint
+	accountType string // EmailTypeIMAP or EmailTypePOP
+}
+
+// inputsOf picks what a profile for the host describes, or fails with
+// ErrNoServer.
+func inputsOf(hostname string, eps []discover.Endpoint) (profileInputs, error) {
+	p := profileInputs{host: strings.ToLower(strings.TrimSuffix(hostname, ".")), accountType: "EmailTypeIMAP"}
+	var ok bool
+	if p.in, ok = pick(eps, "imap"); !ok {
+		p.in, ok = pick(eps, "pop3")
+		p.accountType = "EmailTypePOP"
+	}
+	if !ok {
+		return profileInputs{}, fmt.Errorf("%w: no IMAP or POP3 server with TLS or STARTTLS", ErrNoServer)
+	}
+	if p.out, ok = pick(eps, "smtp"); !ok {
+		return profileInputs{}, fmt.Errorf("%w: no SMTP submission server with TLS or STARTTLS", ErrNoServer)
+	}
+	return p, nil
+}
+
+// key returns a string that differs whenever a profile made from p would:
+// every field server and profile read, length-prefixed.
+func (p profileInputs) key() string {
+	var b []byte
+	add := func(s string) { b = append(strconv.AppendInt(b, int64(len(s)), 10), ':'); b = append(b, s...) }
+	add(p.host)
+	add(p.accountType)
+	for _, e := range []discover.Endpoint{p.in, p.out} {
+		add(e.Host)
+		add(strconv.Itoa(e.Port))
+		add(authentication(e.Auth))
+		add(string(e.Username))
+	}
+	return string(b)
+}
+
+// profile writes the plist for a, with the display name when name is not
+// empty. An address with an empty Local part gives the domain's profile:
+// no address and no user names, which the device asks for when the
+// profile is installed.
+func (p profileInputs) profile(a render.Address, name string) ([]byte, error) {
+	host := p.host
 	key := profileKey(host, a)
 	configUUID := derivedUUID(key, "configuration")
 	mailUUID := derivedUUID(key, "mail")
@@ -53,26 +97,48 @@ func profile(hostname string, eps []discover.Endpoint, a render.Address, name st
 		ident = reverseDNS(host) + "." + ident
 	}
 	kinds := "IMAP and SMTP"
-	if accountType == "EmailTypePOP" {
+	if p.accountType == "EmailTypePOP" {
 		kinds = "POP3 and SMTP"
 	}
 
-	mail := dict{
-		{"EmailAccountDescription", addr},
+	var mail dict
+	var desc, display, mailDesc, mailDisplay string
+	if a.Local == "" {
+		// The domain's profile: nothing from the request but the hosted
+		// domain. Mail asks for the address and the user name.
+		mail = dict{
+			{"EmailAccountDescription", a.Domain},
+			{"EmailAccountType", p.accountType},
+		}
+		mail = append(mail, server("Incoming", p.in, a)...)
+		mail = append(mail, server("Outgoing", p.out, a)...)
+		mailDesc = kinds + " settings for addresses at " + a.Domain + "; " + userHint(p.in, a)
+		mailDisplay = "Mail (" + a.Domain + ")"
+		desc = "Sets up a mail account at " + a.Domain + " with the servers of " + host + ". Mail asks for your address and " + userHint(p.in, a)
+		display = "Mail account at " + a.Domain
+	} else {
+		addr := a.String()
+		mail = dict{
+			{"EmailAccountDescription", addr},
+		}
+		if name != "" {
+			mail = append(mail, entry{"EmailAccountName", name})
+		}
+		mail = append(mail, dict{
+			{"EmailAccountType", p.accountType},
+			{"EmailAddress", addr},
+		}...)
+		mail = append(mail, server("Incoming", p.in, a)...)
+		mail = append(mail, server("Outgoing", p.out, a)...)
+		mailDesc = kinds + " settings for " + addr
+		mailDisplay = "Mail (" + addr + ")"
+		desc = "Sets up the mail account " + addr + " with the servers of " + host + "."
+		display = "Mail account " + addr
 	}
-	if name != "" {
-		mail = append(mail, entry{"EmailAccountName", name})
-	}
-	mail = append(mail, dict{
-		{"EmailAccountType", accountType},
-		{"EmailAddress", addr},
-	}...)
-	mail = append(mail, server("Incoming", in, a)...)
-	mail = append(mail, server("Outgoing", out, a)...)
 	mail = append(mail, dict{
 		{"OutgoingPasswordSameAsIncomingPassword", true},
-		{"PayloadDescription", kinds + " settings for " + addr},
-		{"PayloadDisplayName", "Mail (" + addr + ")"},
+		{"PayloadDescription", mailDesc},
+		{"PayloadDisplayName", mailDisplay},
 		{"PayloadIdentifier", ident + ".mail"},
 		{"PayloadType", "com.apple.mail.managed"},
 		{"PayloadUUID", mailUUID},
@@ -81,8 +147,8 @@ func profile(hostname string, eps []discover.Endpoint, a render.Address, name st
 
 	profile := dict{
 		{"PayloadContent", array{mail}},
-		{"PayloadDescription", "Sets up the mail account " + addr + " with the servers of " + host + "."},
-		{"PayloadDisplayName", "Mail account " + addr},
+		{"PayloadDescription", desc},
+		{"PayloadDisplayName", display},
 		{"PayloadIdentifier", ident},
 		{"PayloadOrganization", a.Domain},
 		{"PayloadRemovalDisallowed", false},
@@ -96,6 +162,17 @@ func profile(hostname string, eps []discover.Endpoint, a render.Address, name st
 		return nil, fmt.Errorf("mobileconfig: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// userHint tells the user of a domain's profile what user name to type.
+func userHint(e discover.Endpoint, a render.Address) string {
+	switch {
+	case e.Username == discover.UsernameLocalPart:
+		return "your user name: the part of your address before the @."
+	case loginDomain(a) != a.Domain:
+		return "your user name: the part of your address before the @, followed by @" + loginDomain(a) + "."
+	}
+	return "your user name: your whole address."
 }
 
 // pick returns the endpoint of protocol a profile should describe: the
@@ -126,20 +203,24 @@ func pick(eps []discover.Endpoint, protocol string) (discover.Endpoint, bool) {
 }
 
 // server returns the payload keys for one server; dir is "Incoming" or
-// "Outgoing".
+// "Outgoing". Without a local part (a domain's profile) there is no user
+// name.
 func server(dir string, e discover.Endpoint, a render.Address) dict {
 	user := a.Local + "@" + loginDomain(a)
 	if e.Username == discover.UsernameLocalPart {
 		user = a.Local
 	}
 	p := dir + "MailServer"
-	return dict{
+	d := dict{
 		{p + "Authentication", authentication(e.Auth)},
 		{p + "HostName", e.Host},
 		{p + "PortNumber", e.Port},
 		{p + "UseSSL", true}, // pick never returns an endpoint without TLS
-		{p + "Username", user},
 	}
+	if a.Local == "" {
+		return d // a domain's profile: the device asks for the user name
+	}
+	return append(d, entry{p + "Username", user})
 }
 
 func loginDomain(a render.Address) string {

@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"cmp"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smallstep/pkcs7"
 
 	"github.com/mailautoconf/mailautoconf/discover"
-	"github.com/mailautoconf/mailautoconf/render"
 	"github.com/mailautoconf/mailautoconf/sources/certs"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
@@ -28,13 +26,14 @@ import (
 var ErrNoSigningKey = errors.New("mobileconfig: no certificate and key to sign profiles with")
 
 // A Signer signs profiles with the mail host's certificate and key (CMS
-// SignedData, content attached, chain included) and caches the signed bytes
-// per (address, name, certificate fingerprint). It is safe for concurrent
-// use.
+// SignedData, content attached, chain included) within the process's
+// signing budget, and caches the signed bytes in a Cache keyed by the
+// certificate, what the profile shows and the address. It is safe for
+// concurrent use.
 //
 // A Signer belongs to the Snapshot it was made for: make a new one for each
-// new Snapshot (the certificate may have been renewed too). Sign with
-// another Snapshot signs correctly but bypasses the cache.
+// new Snapshot (the certificate may have been renewed too), and let it Keep
+// the previous one's Cache. Sign with another Snapshot works too.
 type Signer struct {
 	snap     *discover.Snapshot
 	leaf     *x509.Certificate
@@ -44,7 +43,12 @@ type Signer struct {
 	keyPath  string
 	// Fingerprint is the SHA-256 of the signing certificate (DER).
 	fingerprint [sha256.Size]byte
-	cache       signCache
+	cache       atomic.Pointer[Cache] // nil until the first Sign or Keep
+	limit       *limiter              // nil: processLimiter
+	inputsOnce  sync.Once             // for snap
+	inputs      profileInputs
+	inputsErr   error
+	inputsKey   string // fingerprint and inputs.key(): the cache key prefix
 }
 
 // NewSigner picks the certificate covering s.Hostname() whose key is
@@ -100,7 +104,7 @@ func selfSigned(x *x509.Certificate) int {
 // loadSigner reads one certificate and its key and checks they can sign
 // profiles for host.
 func loadSigner(root hostfs.Root, c discover.Certificate, host string, now time.Time) (*Signer, error) {
-	cert, err := certs.Load(root, c.Path)
+	cert, err := loadCert(root, c)
 	if err != nil {
 		return nil, err
 	}
@@ -115,15 +119,21 @@ func loadSigner(root hostfs.Root, c discover.Certificate, host string, now time.
 	case c.KeyPath == "":
 		return nil, fmt.Errorf("no private key is configured for certificate %s", c.Path)
 	}
-	data, err := root.ReadFile(c.KeyPath)
+	keyFile := cmp.Or(c.KeyCopy, c.KeyPath)
+	data, err := root.ReadFile(keyFile)
 	if err != nil {
 		if hint := hostfs.PermissionHint(err); hint != "" {
-			return nil, fmt.Errorf("private key of certificate %s: %w (%s)", c.Path, err, hint)
+			return nil, fmt.Errorf("private key of certificate %s: %w (%s; on a systemd host, reloading mailautoconf stages a copy it can read)", c.Path, err, hint)
 		}
 		return nil, fmt.Errorf("private key of certificate %s: %w", c.Path, err)
 	}
-	key, err := matchingKey(c.KeyPath, data, leaf)
+	key, err := certs.MatchingKey(keyFile, data, leaf)
 	if err != nil {
+		if c.KeyCopy != "" {
+			// Staged before a renewal: never sign with a key that is not
+			// the certificate's; the next reload stages the new one.
+			return nil, fmt.Errorf("private key of certificate %s: the copy of %s staged at the last start or reload: %w (reload mailautoconf to stage it again)", c.Path, c.KeyPath, err)
+		}
 		return nil, fmt.Errorf("private key of certificate %s: %w", c.Path, err)
 	}
 	return &Signer{
@@ -136,69 +146,17 @@ func loadSigner(root hostfs.Root, c discover.Certificate, host string, now time.
 	}, nil
 }
 
-// matchingKey returns the private key in the PEM data (PKCS#8, PKCS#1 or
-// SEC 1; other blocks such as certificates are skipped) whose public key is
-// the certificate's. name is used in errors.
-func matchingKey(name string, data []byte, leaf *x509.Certificate) (crypto.Signer, error) {
-	var problems []string
-	keys := 0
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		var (
-			k   any
-			err error
-		)
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY", "EC PRIVATE KEY":
-			if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
-				problems = append(problems, "it is encrypted")
-				keys++
-				continue
-			}
-			if b.Type == "RSA PRIVATE KEY" {
-				k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-			} else {
-				k, err = x509.ParseECPrivateKey(b.Bytes)
-			}
-		case "ENCRYPTED PRIVATE KEY":
-			problems = append(problems, "it is encrypted")
-			keys++
-			continue
-		default:
-			continue
-		}
-		keys++
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", b.Type, err))
-			continue
-		}
-		var signer crypto.Signer
-		switch k := k.(type) {
-		case *rsa.PrivateKey:
-			signer = k
-		case *ecdsa.PrivateKey:
-			signer = k
-		default:
-			problems = append(problems, fmt.Sprintf("a %T cannot sign profiles (RSA or ECDSA needed)", k))
-			continue
-		}
-		pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-		if !ok || !pub.Equal(leaf.PublicKey) {
-			problems = append(problems, "it does not match the certificate")
-			continue
-		}
-		return signer, nil
+// loadCert reads the certificate c names, from its staged copy when
+// discover read that one (this process may not read c.Path).
+func loadCert(root hostfs.Root, c discover.Certificate) (*certs.Cert, error) {
+	if c.CertCopy == "" {
+		return certs.Load(root, c.Path)
 	}
-	if keys == 0 {
-		return nil, fmt.Errorf("%s: no PEM private key", name)
+	data, err := root.ReadFile(c.CertCopy)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: its staged copy: %w", c.Path, err)
 	}
-	return nil, fmt.Errorf("%s: no usable private key: %s", name, strings.Join(slices.Compact(problems), ", "))
+	return certs.Parse(c.Path, data)
 }
 
 // CertificatePath and KeyPath are the host paths of the certificate and key
@@ -210,25 +168,7 @@ func (sg *Signer) KeyPath() string         { return sg.keyPath }
 // it turn "Unverified" on devices then.
 func (sg *Signer) NotAfter() time.Time { return sg.leaf.NotAfter }
 
-// Sign returns the signed profile for the address (see Profile), from the
-// cache when it was signed before. The bytes are shared with other callers:
-// do not modify them.
-func (sg *Signer) Sign(s *discover.Snapshot, a render.Address, name string) ([]byte, error) {
-	if s != sg.snap {
-		body, err := Profile(s, a, name)
-		if err != nil {
-			return nil, err
-		}
-		return sg.sign(body)
-	}
-	return sg.cache.do(cacheKey{a, name}, func() ([]byte, error) {
-		body, err := Profile(s, a, name)
-		if err != nil {
-			return nil, err
-		}
-		return sg.sign(body)
-	})
-}
+// Sign and Keep are in signing.go.
 
 // sign wraps body in CMS SignedData: SHA-256 digest, signed attributes
 // (content type, message digest, signing time), the content attached and

@@ -18,13 +18,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/render"
+	"github.com/mailautoconf/mailautoconf/sources/certs"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
@@ -207,12 +207,12 @@ func TestSignVerifiesWithOpenSSL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := render.Address{Local: `"o'hara & <co>"`, Domain: "example.net"}
-			signed, err := sg.Sign(s, a, "Fred")
+			a := render.Address{Local: "o'hara&co", Domain: "example.net"}
+			signed, err := sg.Sign(s, a)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := Profile(s, a, "Fred")
+			want, err := Profile(s, a, "") // a signed profile never has a display name
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -268,10 +268,14 @@ func TestNewSignerCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewSigner: %v", err)
 			}
+			// discover's verdict (STATUS, show, check) agrees.
+			if _, why := s.ProfileSigning(); why != "" {
+				t.Errorf("ProfileSigning says unsigned: %s", why)
+			}
 			if sg.CertificatePath() != tt.cert || sg.KeyPath() != tt.key {
 				t.Errorf("NewSigner picked %s with key %s, want %s with %s", sg.CertificatePath(), sg.KeyPath(), tt.cert, tt.key)
 			}
-			if _, err := sg.Sign(s, render.Address{Local: "fred", Domain: "example.net"}, ""); err != nil && !errors.Is(err, ErrNoServer) {
+			if _, err := sg.Sign(s, render.Address{Local: "fred", Domain: "example.net"}); err != nil && !errors.Is(err, ErrNoServer) {
 				t.Errorf("Sign: %v", err)
 			}
 		})
@@ -305,6 +309,10 @@ func TestNewSignerRefuses(t *testing.T) {
 			_, err := NewSigner(root, s)
 			if !errors.Is(err, ErrNoSigningKey) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NewSigner error = %v, want ErrNoSigningKey with %q", err, tt.want)
+			}
+			// discover's verdict (STATUS, show, check) agrees.
+			if _, why := s.ProfileSigning(); why == "" {
+				t.Error("ProfileSigning says signed")
 			}
 			// Postfix and Dovecot share the pair: one reason, not two.
 			if n := strings.Count(err.Error(), "fullchain.pem"); n != 1 {
@@ -356,78 +364,21 @@ func TestMatchingKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k, err := matchingKey("k.pem", tt.data, tt.leaf)
+			k, err := certs.MatchingKey("k.pem", tt.data, tt.leaf)
 			if tt.err == "" {
 				if err != nil || k == nil {
-					t.Fatalf("matchingKey = %v, %v, want a key", k, err)
+					t.Fatalf("MatchingKey = %v, %v, want a key", k, err)
 				}
 				return
 			}
 			if err == nil || !strings.HasPrefix(err.Error(), tt.err) {
-				t.Errorf("matchingKey error = %v, want %q", err, tt.err)
+				t.Errorf("MatchingKey error = %v, want %q", err, tt.err)
 			}
 		})
 	}
 }
 
-func TestSignCache(t *testing.T) {
-	now := time.Now()
-	pki := newPKI(t, "ecdsa", now.Add(-time.Hour), now.Add(24*time.Hour))
-	root, s := handmadeWith(t, certPEM(pki.leaf, pki.inter), keyPEM(t, pki.leafKey, "pkcs8"))
-	sg, err := NewSigner(root, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fred := render.Address{Local: "fred", Domain: "example.net"}
-
-	// Concurrent first requests sign once: ECDSA signatures are
-	// randomized, so equal bytes mean one signing.
-	const n = 16
-	results := make([][]byte, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			results[i], _ = sg.Sign(s, fred, "Fred")
-		})
-	}
-	wg.Wait()
-	for i := range results {
-		if results[i] == nil || !bytes.Equal(results[i], results[0]) {
-			t.Fatalf("concurrent Sign %d returned different bytes", i)
-		}
-	}
-	again, err := sg.Sign(s, fred, "Fred")
-	if err != nil || !bytes.Equal(again, results[0]) {
-		t.Errorf("second Sign = %v, want the cached bytes", err)
-	}
-	other, err := sg.Sign(s, fred, "Fred F.")
-	if err != nil || bytes.Equal(other, results[0]) {
-		t.Errorf("Sign with another name = cached bytes (err %v), want a new signature", err)
-	}
-	if got := sg.cache.len(); got != 2 {
-		t.Errorf("cache holds %d entries, want 2", got)
-	}
-	// Another snapshot is signed but not cached.
-	_, s2 := corpusSnapshot(t, "handmade-static-domains")
-	if _, err := sg.Sign(s2, fred, "Fred"); err != nil {
-		t.Fatal(err)
-	}
-	if got := sg.cache.len(); got != 2 {
-		t.Errorf("cache holds %d entries after Sign with another snapshot, want 2", got)
-	}
-	// Errors are not cached.
-	_, s3 := corpusSnapshot(t, "debian12-packages-default")
-	sg3, err := NewSigner(hostfsMust(t, "debian12-packages-default"), s3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sg3.Sign(s3, fred, ""); !errors.Is(err, ErrNoServer) {
-		t.Errorf("Sign on a host without submission: %v, want ErrNoServer", err)
-	}
-	if got := sg3.cache.len(); got != 0 {
-		t.Errorf("cache holds %d entries after an error", got)
-	}
-}
+// TestSignCache and TestSignCacheBounds are in signing_test.go.
 
 func hostfsMust(t testing.TB, set string) hostfs.Root {
 	r, err := hostfs.New(filepath.Join("..", "..", "testdata", "corpus", set))
@@ -435,29 +386,6 @@ func hostfsMust(t testing.TB, set string) hostfs.Root {
 		t.Fatal(err)
 	}
 	return r
-}
-
-func TestSignCacheBounds(t *testing.T) {
-	var c signCache
-	v := make([]byte, 100)
-	for i := range maxCacheEntries + 500 {
-		c.do(cacheKey{address: render.Address{Local: string(rune('a'+i%26)) + strings.Repeat("x", i/26)}}, func() ([]byte, error) { return v, nil })
-	}
-	if got := c.len(); got != maxCacheEntries {
-		t.Errorf("cache holds %d entries, want the bound %d", got, maxCacheEntries)
-	}
-	if c.size != maxCacheEntries*len(v) {
-		t.Errorf("cache size = %d, want %d", c.size, maxCacheEntries*len(v))
-	}
-	big := make([]byte, maxCacheBytes/2+1)
-	c.do(cacheKey{name: "big1"}, func() ([]byte, error) { return big, nil })
-	c.do(cacheKey{name: "big2"}, func() ([]byte, error) { return big, nil })
-	if c.size > maxCacheBytes {
-		t.Errorf("cache size = %d, over the bound %d", c.size, maxCacheBytes)
-	}
-	if _, ok := c.get(cacheKey{name: "big2"}); !ok {
-		t.Error("the newest entry was evicted")
-	}
 }
 
 func BenchmarkProfileUnsigned(b *testing.B) {
@@ -478,12 +406,12 @@ func BenchmarkSignCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	a := render.Address{Local: "fred", Domain: "example.net"}
-	if _, err := sg.Sign(s, a, "Fred Example"); err != nil {
+	if _, err := sg.Sign(s, a); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := sg.Sign(s, a, "Fred Example"); err != nil {
+		if _, err := sg.Sign(s, a); err != nil {
 			b.Fatal(err)
 		}
 	}

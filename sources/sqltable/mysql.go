@@ -1,10 +1,14 @@
 package sqltable
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -22,13 +26,16 @@ func (mysqlDialect) syntax() syntax {
 	return syntax{backquoteIdent: true, doubleQuoteString: true, mysqlComments: true, backslashEscapes: true}
 }
 
-// quote escapes s as mysql_real_escape_string does for a connection
-// without NO_BACKSLASH_ESCAPES.
-func (mysqlDialect) quote(s string) string { return quoteMySQL(s) }
+// quote leaves s for the connection that runs the query to escape (see
+// mysqlConn): how depends on that connection's sql_mode, as it does for
+// Postfix's mysql_real_escape_string.
+func (mysqlDialect) quote(s string) string {
+	return keyMark + hex.EncodeToString([]byte(s)) + keyMark
+}
 
-func (mysqlDialect) columnsQuery(table string) string {
+func (d mysqlDialect) columnsQuery(table string) string {
 	return "SELECT LOWER(COLUMN_NAME) FROM information_schema.COLUMNS" +
-		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '" + quoteMySQL(table) + "'"
+		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '" + d.quote(table) + "'"
 }
 
 func (mysqlDialect) explain(err error) error {
@@ -89,15 +96,169 @@ func (mysqlDialect) open(t *postfix.SQLTable, opt Options) ([]*endpoint, error) 
 			c.ServerName, _, _ = strings.Cut(h.addr, ":")
 			cfg.TLS = c
 		}
+		// SET NAMES utf8mb4 on each connection, as Postfix 3.9 and later
+		// do (mysql_table(5) charset, whose default it is; Debian's
+		// [client] default-character-set, which Postfix 3.7 reads, says
+		// the same). The escaping below is right for it, byte by byte; a
+		// server's own default (skip-character-set-client-handshake)
+		// could be a multi-byte set such as GBK, where a backslash can
+		// end up inside a character.
+		if err := cfg.Apply(mysql.Charset(mysqlCharset, "")); err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("host %s: %w", h.host, err)
+		}
 		conn, err := mysql.NewConnector(cfg)
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("host %s: %w", h.host, err)
 		}
-		out = append(out, newEndpoint(h.String(), conn))
+		out = append(out, newEndpoint(h.String(), mysqlConnector{conn}))
 	}
 	return out, nil
 }
+
+// mysqlCharset is the connection character set.
+const mysqlCharset = "utf8mb4"
+
+// keyMark brackets a key in a query, hex-encoded, until the connection
+// that runs the query escapes it. A query template cannot hold a NUL byte
+// (Postfix reads it as a C string), and the key between two marks is hex,
+// so a mark cannot be confused with anything else.
+const keyMark = "\x00"
+
+// A mysqlConnector connects as its driver does, then reads the session's
+// sql_mode: the keys in a query are escaped for that connection.
+type mysqlConnector struct{ driver.Connector }
+
+func (c mysqlConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nbe, err := noBackslashEscapes(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading sql_mode: %w", err)
+	}
+	return &mysqlConn{Conn: conn, noBackslashEscapes: nbe}, nil
+}
+
+// noBackslashEscapes reports whether the session's sql_mode has
+// NO_BACKSLASH_ESCAPES: the server then reads a backslash in a string as
+// itself. The server sets SERVER_STATUS_NO_BACKSLASH_ESCAPES in its replies
+// for such a session, which mysql_real_escape_string reads; the driver
+// keeps that flag to itself, so the mode is asked for once per connection
+// (a query cannot change it: statements are sent one at a time).
+func noBackslashEscapes(ctx context.Context, conn driver.Conn) (bool, error) {
+	q, ok := conn.(driver.QueryerContext)
+	if !ok {
+		return false, errors.New("driver cannot query")
+	}
+	rows, err := q.QueryContext(ctx, "SELECT @@SESSION.sql_mode", nil)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, 1)
+	if err := rows.Next(vals); err != nil {
+		return false, err
+	}
+	var mode string
+	switch v := vals[0].(type) {
+	case []byte:
+		mode = string(v)
+	case string:
+		mode = v
+	}
+	return slices.Contains(strings.Split(strings.ToUpper(mode), ","), "NO_BACKSLASH_ESCAPES"), nil
+}
+
+// A mysqlConn escapes the keys quote marked in a query as
+// mysql_real_escape_string does on this connection, then runs it.
+type mysqlConn struct {
+	driver.Conn
+	noBackslashEscapes bool
+}
+
+// escape replaces each marked key in q by its escaped text.
+func (c *mysqlConn) escape(q string) (string, error) {
+	if !strings.Contains(q, keyMark) {
+		return q, nil
+	}
+	parts := strings.Split(q, keyMark)
+	if len(parts)%2 == 0 {
+		return "", errors.New("query holds a NUL byte")
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 0 {
+			b.WriteString(p)
+			continue
+		}
+		key, err := hex.DecodeString(p)
+		if err != nil {
+			return "", errors.New("query holds a NUL byte")
+		}
+		if c.noBackslashEscapes {
+			b.WriteString(quoteMySQLNoBackslash(string(key)))
+		} else {
+			b.WriteString(quoteMySQL(string(key)))
+		}
+	}
+	return b.String(), nil
+}
+
+func (c *mysqlConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	q, err := c.escape(q)
+	if err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+}
+
+func (c *mysqlConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	q, err := c.escape(q)
+	if err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+}
+
+func (c *mysqlConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	q, err := c.escape(q)
+	if err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+}
+
+func (c *mysqlConn) Prepare(q string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), q)
+}
+
+func (c *mysqlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+}
+
+// ResetSession and IsValid let database/sql drop a broken connection, as
+// it does the driver's own.
+func (c *mysqlConn) ResetSession(ctx context.Context) error {
+	return c.Conn.(driver.SessionResetter).ResetSession(ctx)
+}
+
+func (c *mysqlConn) IsValid() bool { return c.Conn.(driver.Validator).IsValid() }
+
+func (c *mysqlConn) Ping(ctx context.Context) error { return c.Conn.(driver.Pinger).Ping(ctx) }
+
+func (c *mysqlConn) CheckNamedValue(nv *driver.NamedValue) error {
+	return c.Conn.(driver.NamedValueChecker).CheckNamedValue(nv)
+}
+
+// quoteMySQLNoBackslash escapes s as mysql_real_escape_string (MariaDB)
+// and mysql_real_escape_string_quote (MySQL, which Postfix uses with ')
+// do on a connection with NO_BACKSLASH_ESCAPES: a quote is doubled and
+// nothing else changes.
+func quoteMySQLNoBackslash(s string) string { return strings.ReplaceAll(s, "'", "''") }
 
 // quoteMySQL escapes s as mysql_real_escape_string does for a connection
 // without NO_BACKSLASH_ESCAPES: the result goes between quotes.

@@ -1,0 +1,458 @@
+package discover
+
+// The last good Snapshot, kept on disk so that a daemon restarted with a
+// broken configuration (a syntax error in dovecot.conf, an unreadable
+// main.cf) still answers what it answered before.
+//
+// The file is text, written in one pass over the Snapshot (a million
+// domains are some 30 MB on disk and no copy of the domain map in
+// memory), and read back the same way:
+//
+//	mailautoconf snapshot 1
+//	{"saved":"2025-01-02T03:04:05Z","version":"1.2.0","fingerprint":"…","domains":2,"hostname":…}
+//	example.com 0 12 -
+//	alias.example 1 0 a example.com
+//	end 2 1f2e3d4c
+//
+// A domain line is the name, the index of its source in the header's
+// sources, the line there (0 for a database table), "a" for a virtual
+// alias domain or "-", and the domain its addresses reach when known. The
+// last line repeats the count and holds the CRC-32C of everything before
+// it, so that a truncated or damaged file is refused rather than served.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/bits"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SavedFile is the name of the saved Snapshot in a state directory.
+const SavedFile = "snapshot"
+
+// savedMagic is the first line of a saved Snapshot; the number is the
+// format's version.
+const savedMagic = "mailautoconf snapshot 1"
+
+// ErrNoSaved says there is no saved Snapshot (the file does not exist).
+var ErrNoSaved = errors.New("no saved snapshot")
+
+// SavedInfo describes a saved Snapshot.
+type SavedInfo struct {
+	Path    string
+	Saved   time.Time // when it was written
+	Version string    // the mailautoconf release that wrote it
+	Domains int
+	// Fingerprint identifies the content: two Snapshots with the same
+	// fingerprint tell clients the same (see Fingerprint).
+	Fingerprint uint64
+}
+
+// savedHeader is the second line of a saved Snapshot: everything but the
+// domains.
+type savedHeader struct {
+	Saved       time.Time `json:"saved"`
+	Version     string    `json:"version"`
+	Fingerprint string    `json:"fingerprint"` // hex
+	Domains     int       `json:"domains"`
+	savedContent
+}
+
+// savedContent is the part of the header the fingerprint covers.
+type savedContent struct {
+	Hostname       string        `json:"hostname"`
+	Listed         bool          `json:"domains_listed"`
+	Sources        []string      `json:"sources"`
+	Endpoints      []Endpoint    `json:"endpoints"`
+	Certificates   []Certificate `json:"certificates"`
+	Warnings       []string      `json:"warnings"`
+	DomainWarnings []string      `json:"domain_warnings"`
+	Files          []string      `json:"files"`
+	Globs          []string      `json:"globs"`
+	Unreachable    []string      `json:"unreachable"`
+	HeldBack       []Endpoint    `json:"held_back"`
+	ProcNet        string        `json:"proc_net"`
+}
+
+func contentOf(s *Snapshot) savedContent {
+	return savedContent{
+		Hostname: s.hostname, Listed: s.listed, Sources: s.sources,
+		Endpoints: s.endpoints, Certificates: s.certs, Warnings: s.warnings, DomainWarnings: s.domainWarnings,
+		Files: s.files, Globs: s.globs, Unreachable: s.unreachable, HeldBack: s.held, ProcNet: s.procNet,
+	}
+}
+
+// Fingerprint returns a 64-bit hash of everything a Snapshot would save:
+// the host name, the domains (with their sources, alias flags and
+// targets), the endpoints, certificates, warnings and watched files. It
+// does not depend on the maps' order and allocates nothing per domain, so
+// a refresh of a million domains can tell cheaply that nothing changed.
+// It is stable across runs and releases of the same format: the saved
+// file's fingerprint is compared with a new Snapshot's after a restart.
+func Fingerprint(s *Snapshot) uint64 {
+	head, _ := json.Marshal(contentOf(s)) // plain data: cannot fail
+	sum := mix(hashString(hashSeed, string(head)))
+	// The sources by name, not by index: two builds may number them
+	// differently.
+	srcHash := make([]uint64, len(s.sources))
+	for i, src := range s.sources {
+		srcHash[i] = hashString(hashSeed, src)
+	}
+	// Each entry's hash is added: the order of the maps does not matter.
+	for name, i := range s.domains {
+		h := hashString(hashSeed, name)
+		h = (h ^ srcHash[i.source()]) * hashPrime
+		h = (h ^ uint64(i)&^((1<<31-1)<<32)) * hashPrime // the line and the alias flag
+		sum += mix(h)
+	}
+	for name, target := range s.aliasOf {
+		h := hashString(hashString(hashAliasSeed, name), target)
+		sum += mix(h)
+	}
+	return sum
+}
+
+const (
+	hashSeed      = 0x9e3779b97f4a7c15
+	hashAliasSeed = 0xc2b2ae3d27d4eb4f // alias entries hash apart from domains
+	hashPrime     = 0x9fb21c651e98df25 // odd, well mixed (rrmxmx)
+)
+
+// hashString folds s into h eight bytes at a time (a name is one to four
+// steps), then its tail and length. Not for adversaries: it tells
+// whether a Snapshot changed, which only its own builds decide.
+func hashString(h uint64, s string) uint64 {
+	for len(s) >= 8 {
+		v := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = bits.RotateLeft64((h^v)*hashPrime, 29)
+		s = s[8:]
+	}
+	var tail uint64
+	for i := 0; i < len(s); i++ {
+		tail |= uint64(s[i]) << (8 * i)
+	}
+	return mix((h ^ tail ^ uint64(len(s))<<61) * hashPrime)
+}
+
+// mix is splitmix64's finalizer: it spreads the bits before the sum.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Save writes s to the file at file atomically: to file+".tmp" (mode
+// 0600), synced, then renamed over file, and the directory synced, so a
+// crash leaves the old file or the new one, never a mix. version names
+// the release writing it. It returns what it wrote.
+func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, error) {
+	fp := Fingerprint(s)
+	hdr := savedHeader{
+		Saved: now.UTC().Truncate(time.Second), Version: version,
+		Fingerprint: strconv.FormatUint(fp, 16), Domains: len(s.domains), savedContent: contentOf(s),
+	}
+	tmp := file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return SavedInfo{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	fail := func(err error) (SavedInfo, error) {
+		f.Close()
+		os.Remove(tmp)
+		return SavedInfo{}, fmt.Errorf("save snapshot %s: %w", file, err)
+	}
+	if err := f.Chmod(0o600); err != nil { // a left-over temporary file keeps its mode
+		return fail(err)
+	}
+	crc := crc32.New(castagnoli)
+	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 64<<10)
+	w.WriteString(savedMagic + "\n")
+	head, err := json.Marshal(hdr)
+	if err != nil {
+		return fail(err)
+	}
+	w.Write(head)
+	w.WriteByte('\n')
+	line := make([]byte, 0, 128)
+	for name, i := range s.domains {
+		line = append(line[:0], name...)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(i.source()), 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(i.line()), 10)
+		if i.alias() {
+			line = append(line, " a"...)
+		} else {
+			line = append(line, " -"...)
+		}
+		if t := s.aliasOf[name]; t != "" {
+			line = append(line, ' ')
+			line = append(line, t...)
+		}
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return fail(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if _, err := fmt.Fprintf(f, "end %d %08x\n", len(s.domains), crc.Sum32()); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return SavedInfo{}, fmt.Errorf("save snapshot %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return SavedInfo{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(file)); err == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return SavedInfo{Path: file, Saved: hdr.Saved, Version: version, Domains: len(s.domains), Fingerprint: fp}, nil
+}
+
+// ReadSavedInfo reads only the header of the saved Snapshot at file:
+// when and by which release it was written, how many domains it has. It
+// returns an error wrapping ErrNoSaved when there is no file.
+func ReadSavedInfo(file string) (SavedInfo, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return SavedInfo{}, savedOpenError(err)
+	}
+	defer f.Close()
+	hdr, _, err := readSavedHeader(file, bufio.NewReader(f))
+	if err != nil {
+		return SavedInfo{}, err
+	}
+	return hdr.info(file)
+}
+
+func savedOpenError(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %w", ErrNoSaved, err)
+	}
+	return fmt.Errorf("read saved snapshot: %w", err)
+}
+
+func (h *savedHeader) info(file string) (SavedInfo, error) {
+	fp, err := strconv.ParseUint(h.Fingerprint, 16, 64)
+	if err != nil {
+		return SavedInfo{}, fmt.Errorf("%s:2: bad fingerprint %q", file, h.Fingerprint)
+	}
+	return SavedInfo{Path: file, Saved: h.Saved, Version: h.Version, Domains: h.Domains, Fingerprint: fp}, nil
+}
+
+// readSavedHeader reads the first two lines, feeding them to crc too.
+func readSavedHeader(file string, r *bufio.Reader) (*savedHeader, uint32, error) {
+	crc := uint32(0)
+	magic, err := r.ReadString('\n')
+	if err != nil || magic != savedMagic+"\n" {
+		if err != nil && err != io.EOF {
+			return nil, 0, fmt.Errorf("read saved snapshot %s: %w", file, err)
+		}
+		return nil, 0, fmt.Errorf("%s:1: not a saved snapshot (want %q)", file, savedMagic)
+	}
+	crc = crc32.Update(crc, castagnoli, []byte(magic))
+	head, err := r.ReadBytes('\n')
+	if err != nil {
+		if err == io.EOF {
+			return nil, 0, fmt.Errorf("%s:2: truncated header", file)
+		}
+		return nil, 0, fmt.Errorf("read saved snapshot %s: %w", file, err)
+	}
+	crc = crc32.Update(crc, castagnoli, head)
+	var hdr savedHeader
+	if err := json.Unmarshal(head, &hdr); err != nil {
+		return nil, 0, fmt.Errorf("%s:2: bad header: %w", file, err)
+	}
+	if hdr.Domains < 0 {
+		return nil, 0, fmt.Errorf("%s:2: bad domain count %d", file, hdr.Domains)
+	}
+	return &hdr, crc, nil
+}
+
+// Restore reads the saved Snapshot at file. The Snapshot has the saved
+// domains (with their alias targets and sources), endpoints,
+// certificates, host name, warnings and files, but no database lookups:
+// it answers only for the domains it lists. It returns an error wrapping
+// ErrNoSaved when there is no file, and an error naming file:line when
+// the file is damaged.
+func Restore(file string) (*Snapshot, SavedInfo, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, SavedInfo{}, savedOpenError(err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	hdr, crc, err := readSavedHeader(file, r)
+	if err != nil {
+		return nil, SavedInfo{}, err
+	}
+	info, err := hdr.info(file)
+	if err != nil {
+		return nil, SavedInfo{}, err
+	}
+	// The count sizes the map, but a damaged header must not make us
+	// allocate more than the file could hold (a line is at least 8 bytes).
+	hint := hdr.Domains
+	if st, err := f.Stat(); err == nil {
+		hint = min(hint, int(st.Size()/8))
+	}
+	s := &Snapshot{
+		hostname: hdr.Hostname, listed: hdr.Listed, sources: hdr.Sources,
+		endpoints: hdr.Endpoints, certs: hdr.Certificates, warnings: hdr.Warnings, domainWarnings: hdr.DomainWarnings,
+		files: hdr.Files, globs: hdr.Globs, unreachable: hdr.Unreachable, held: hdr.HeldBack, procNet: hdr.ProcNet,
+		domains: make(map[string]domainInfo, hint), aliasOf: map[string]string{},
+	}
+	b := &builder{} // for intern: the names share a few large strings
+	for n := 3; ; n++ {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, SavedInfo{}, fmt.Errorf("%s:%d: line too long", file, n)
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil, SavedInfo{}, fmt.Errorf("%s:%d: truncated: no end line", file, n)
+			}
+			return nil, SavedInfo{}, fmt.Errorf("read saved snapshot %s: %w", file, err)
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte("end ")); ok {
+			f := strings.Fields(string(rest))
+			var count int
+			var sum uint64
+			if len(f) == 2 {
+				count, err = strconv.Atoi(f[0])
+				if err == nil {
+					sum, err = strconv.ParseUint(f[1], 16, 32)
+				}
+			}
+			if len(f) != 2 || err != nil {
+				return nil, SavedInfo{}, fmt.Errorf("%s:%d: bad end line %q", file, n, strings.TrimSpace(string(line)))
+			}
+			if uint32(sum) != crc {
+				return nil, SavedInfo{}, fmt.Errorf("%s: damaged: checksum %08x, the end line says %08x", file, crc, sum)
+			}
+			if count != len(s.domains) || count != hdr.Domains {
+				return nil, SavedInfo{}, fmt.Errorf("%s:%d: %d domains read, the file says %d", file, n, len(s.domains), count)
+			}
+			if _, err := r.ReadByte(); err != io.EOF {
+				return nil, SavedInfo{}, fmt.Errorf("%s:%d: data after the end line", file, n+1)
+			}
+			break
+		}
+		crc = crc32.Update(crc, castagnoli, line)
+		if err := s.restoreDomain(b, line); err != nil {
+			return nil, SavedInfo{}, fmt.Errorf("%s:%d: %w", file, n, err)
+		}
+	}
+	return s, info, nil
+}
+
+// restoreDomain adds the domain of one saved line (with its newline).
+// The checksum vouches for the content, so a name is taken as written. It
+// allocates nothing but the names' share of the arena.
+func (s *Snapshot) restoreDomain(b *builder, line []byte) error {
+	var f [6][]byte
+	n := 0
+	for field := range bytes.SplitSeq(line[:len(line)-1], []byte{' '}) {
+		if n == len(f) {
+			break
+		}
+		f[n] = field
+		n++
+	}
+	if n != 4 && n != 5 {
+		return fmt.Errorf("want 4 or 5 fields, got %d", n)
+	}
+	if len(f[0]) == 0 {
+		return errors.New("empty domain")
+	}
+	src, ok := parseUint(f[1])
+	if !ok || src >= uint64(len(s.sources)) {
+		return fmt.Errorf("bad source index %q", f[1])
+	}
+	ln, ok := parseUint(f[2])
+	if !ok || ln > 1<<32-1 {
+		return fmt.Errorf("bad line number %q", f[2])
+	}
+	alias := string(f[3]) == "a"
+	if !alias && string(f[3]) != "-" {
+		return fmt.Errorf("bad alias flag %q", f[3])
+	}
+	if _, dup := s.domains[string(f[0])]; dup {
+		return fmt.Errorf("domain %s twice", f[0])
+	}
+	name := b.internBytes(f[0])
+	s.domains[name] = packDomainInfo(int(src), int(ln), alias)
+	if n == 5 {
+		if len(f[4]) == 0 {
+			return errors.New("empty alias target")
+		}
+		s.aliasOf[name] = b.internBytes(f[4])
+	}
+	return nil
+}
+
+// parseUint parses a decimal number of at most 10 digits.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+// internBytes is intern for a name read from a file.
+func (b *builder) internBytes(name []byte) string {
+	if b.arena.Cap()-b.arena.Len() < len(name) {
+		b.arena = strings.Builder{}
+		b.arena.Grow(max(arenaChunk, len(name)))
+	}
+	start := b.arena.Len()
+	b.arena.Write(name)
+	return b.arena.String()[start:]
+}
+
+// MainFiles returns the host paths of the main configuration files Build
+// starts from (main.cf, master.cf, dovecot.conf): what to watch when no
+// Snapshot has been built, so that fixing one of them is noticed.
+func MainFiles(opt Options) []string {
+	pfDir := opt.PostfixDir
+	if pfDir == "" {
+		pfDir = defaultPostfixDir(opt.Root)
+	}
+	dc := opt.DovecotConfig
+	if dc == "" {
+		dc = "/etc/dovecot/dovecot.conf"
+	}
+	return []string{path.Join(pfDir, "main.cf"), path.Join(pfDir, "master.cf"), dc}
+}
