@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # packaging/test.sh: build the .deb and .rpm from this checkout and check them
 # with the real tools: systemd-analyze (verify, security), lintian, rpmlint,
-# and, as root, dpkg itself: install on this machine, upgrade, trigger,
-# remove, purge, and check that nothing is left. Run by .ci/run; needs make,
-# Go, git, systemd (systemd-analyze), lintian, rpmlint, rpm and python3-magic.
+# and, as root, rpm -i and -e in a scratch root (no directory left behind)
+# and dpkg itself: install on this machine, upgrade, trigger, remove, purge,
+# and check that nothing is left, no empty directory either, and that nginx
+# -t passes with the documented include of the iRedMail template before,
+# during and after. Run by .ci/run; needs make, Go, git, systemd
+# (systemd-analyze), lintian, rpmlint, rpm, python3-magic and nginx.
 #
 # PACKAGING_TEST_NO_BUILD=1 checks the packages already in dist/.
 set -euo pipefail
@@ -163,11 +166,11 @@ for with in none iredmail; do
 		mkdir -p "$r/etc/nginx/templates" && touch "$r/etc/nginx/templates/roundcube.tmpl"
 	fi
 	before=$(cd "$r" && find . -path ./var -prune -o -print | sort)
-	rpm --root "$r" --initdb
+	rpm --root "$r" --dbpath /var/lib/rpm --initdb
 	# (Debian's rpm says it should not be used to install packages.)
-	out=$(rpm --root "$r" -i --nodeps --noscripts "$rpm_file" 2>&1) || fail "rpm -i into $r: $out"
+	out=$(rpm --root "$r" --dbpath /var/lib/rpm -i --nodeps --noscripts "$rpm_file" 2>&1) || fail "rpm -i into $r: $out"
 	[ -f "$r/usr/sbin/mailautoconf" ] || fail "rpm -i into $r did not install /usr/sbin/mailautoconf"
-	out=$(rpm --root "$r" -e --nodeps --noscripts mailautoconf 2>&1) || fail "rpm -e in $r: $out"
+	out=$(rpm --root "$r" --dbpath /var/lib/rpm -e --nodeps --noscripts mailautoconf 2>&1) || fail "rpm -e in $r: $out"
 	after=$(cd "$r" && find . -path ./var -prune -o -print | sort)
 	[ "$after" = "$before" ] || fail "rpm -e (with $with) left: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"
 	ok "rpm -e leaves the tree as it was (nginx templates: $with)"
