@@ -168,10 +168,15 @@ func closeRaw(c net.Conn) {
 // connStats is what a connLimiter has done, for tests.
 type connStats struct {
 	open, evictedIdle, evictedNew, refused int
+	idle                                   int // connections on the idle list now
 }
 
 func (l *connLimiter) stats() connStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return connStats{l.open, l.evictedIdle, l.evictedNew, l.refused}
+	idle := 0
+	for n := l.idle.head; n != nil; n = n.next {
+		idle++
+	}
+	return connStats{l.open, l.evictedIdle, l.evictedNew, l.refused, idle}
 }

@@ -68,6 +68,15 @@ func waitOpen(t *testing.T, lim *connLimiter, want int) {
 	}
 }
 
+func waitIdle(t *testing.T, lim *connLimiter, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); lim.stats().idle != want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections idle, want %d", lim.stats().idle, want)
+		}
+	}
+}
+
 func TestConnLimitIdleFirst(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	addr, lim := limitedServer(t, ok, 4)
@@ -76,9 +85,13 @@ func TestConnLimitIdleFirst(t *testing.T) {
 		br *bufio.Reader
 	}
 	var idle []conn
-	for range 4 {
+	for i := range 4 {
 		c, br := keepAlive(t, addr)
 		idle = append(idle, conn{c, br})
+		// The server marks a connection idle after the client has read
+		// its answer: wait for it, so that the idle order is the
+		// order of the connections.
+		waitIdle(t, lim, i+1)
 	}
 	waitOpen(t, lim, 4)
 	// A fifth client is served; the connection idle longest makes room.
