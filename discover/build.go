@@ -52,9 +52,16 @@ type Options struct {
 	// keystage.DefaultUser. When this process runs as another user (root
 	// running show), each Certificate also tells what that user can read.
 	ServiceUser string
+	// Serving says this process is the daemon, whichever user it runs as
+	// (root running serve by hand): each Certificate tells what this
+	// process reads, not what the service user would.
+	Serving bool
 	// certificatesOnly stops Build after the certificates: see
 	// Certificates.
 	certificatesOnly bool
+	// dovecotErr receives, in certificatesOnly mode, why Dovecot's
+	// configuration cannot be read: Build then goes on with Postfix's.
+	dovecotErr *error
 
 	Log *slog.Logger
 	// Previous is the Snapshot being served, if any. When a database
@@ -99,6 +106,10 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && opt.DovecotConfig == "" && !exists(opt.Root, dcPath):
 		b.warn("no Dovecot configuration at %s: no IMAP or POP3 server to advertise", dcPath)
+	case err != nil && opt.certificatesOnly:
+		// Postfix's certificates are still worth staging (see
+		// Certificates); Dovecot's are not known.
+		*opt.dovecotErr = fmt.Errorf("dovecot: %w", withHint(err))
 	case err != nil:
 		return nil, fmt.Errorf("dovecot: %w", withHint(err))
 	default:

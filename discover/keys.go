@@ -48,7 +48,7 @@ func (b *builder) loadCertFile(p string) (c *certs.Cert, copyPath string, err er
 	if !ok {
 		return nil, "", err
 	}
-	data, cerr := b.opt.Root.ReadFile(cp)
+	data, cerr := keystage.ReadCopy(b.opt.Root, cp)
 	if cerr != nil {
 		return nil, "", fmt.Errorf("%w; its staged copy: %w", err, cerr)
 	}
@@ -63,8 +63,12 @@ func (b *builder) loadCertFile(p string) (c *certs.Cert, copyPath string, err er
 
 // serviceAccount returns the service user when this process runs as
 // another user (root running show or check) and the host has it: then
-// what that user can read is worth telling. nil otherwise.
+// what that user can read is worth telling. nil otherwise, and when this
+// process is the daemon (Options.Serving): it signs with what it reads.
 func (b *builder) serviceAccount() *keystage.Account {
+	if b.opt.Serving {
+		return nil
+	}
 	name := b.opt.ServiceUser
 	if name == "" {
 		name = keystage.DefaultUser
@@ -108,6 +112,9 @@ func (b *builder) checkSigning() {
 			c.SignProblem = fmt.Sprintf("it does not cover the host name %s", host)
 		case b.opt.Now.After(lc.Leaf.NotAfter):
 			c.SignProblem = fmt.Sprintf("it expired on %s", lc.Leaf.NotAfter.UTC().Format(time.DateOnly))
+			if c.CertCopy != "" {
+				c.SignProblem += " (the copy staged at the last start or reload: if it was renewed since, systemctl reload mailautoconf stages the renewed one)"
+			}
 		case b.opt.Now.Before(lc.Leaf.NotBefore):
 			c.SignProblem = fmt.Sprintf("it is not valid before %s", lc.Leaf.NotBefore.UTC().Format(time.DateOnly))
 		}
@@ -125,7 +132,7 @@ func (b *builder) checkKey(c *Certificate, lc *loadedCert, svc *keystage.Account
 	if c.KeyPath == "" {
 		return "no private key is configured for it", ""
 	}
-	data, err := b.opt.Root.ReadFile(c.KeyPath)
+	data, err := b.opt.Root.ReadRegular(c.KeyPath, certs.MaxFileSize)
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		cp, ok := b.manifest().Copy(c.KeyPath)
@@ -163,7 +170,7 @@ func (b *builder) checkKey(c *Certificate, lc *loadedCert, svc *keystage.Account
 // checkCopy says why the staged copy cp of the key file keyPath cannot
 // sign with the certificate ("" when it can).
 func (b *builder) checkCopy(keyPath, cp string, lc *loadedCert) string {
-	data, err := b.opt.Root.ReadFile(cp)
+	data, err := keystage.ReadCopy(b.opt.Root, cp)
 	if err != nil {
 		return fmt.Sprintf("private key %s: its staged copy: %v (reload mailautoconf to stage it again)", keyPath, err)
 	}
@@ -204,15 +211,27 @@ func (s *Snapshot) ProfileSigning() (Certificate, string) {
 	return Certificate{}, strings.Join(reasons, "; ")
 }
 
+// ErrIncomplete is wrapped by the error of Certificates when Dovecot's
+// configuration cannot be read: the certificates returned are Postfix's.
+var ErrIncomplete = errors.New("only Postfix's certificates are known")
+
 // Certificates returns the certificates Postfix and Dovecot name, with
 // their key files, and the warnings met reading them. It reads their
 // configuration and those certificates only: no database, no domain
-// table. "mailautoconf stage-keys" runs it as root.
+// table. "mailautoconf stage-keys" runs it as root. When Dovecot's
+// configuration cannot be read, it returns Postfix's certificates and an
+// error wrapping ErrIncomplete and Dovecot's error: a broken dovecot.conf
+// at a restart must not leave the daemon without the keys it signs with.
 func Certificates(opt Options) ([]Certificate, []string, error) {
 	opt.certificatesOnly = true
+	var dcErr error
+	opt.dovecotErr = &dcErr
 	s, err := Build(context.Background(), opt)
 	if err != nil {
 		return nil, nil, err
+	}
+	if dcErr != nil {
+		return s.certs, s.warnings, fmt.Errorf("%w: %w", ErrIncomplete, dcErr)
 	}
 	return s.certs, s.warnings, nil
 }

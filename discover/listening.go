@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"weak"
 
 	"github.com/mailautoconf/mailautoconf/sources/listening"
 )
@@ -151,7 +152,10 @@ const ListeningPoll = 3 * time.Second
 func WatchListening(ctx context.Context, poll time.Duration, current func() *Snapshot, changed func()) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
-	var told *Snapshot
+	// The Snapshot changed was called for, held weakly: a replaced one
+	// (a million domains are some 200 MB) must be freed at once, not
+	// when the next one is told about.
+	var told weak.Pointer[Snapshot]
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,7 +163,7 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 		case <-t.C:
 		}
 		s := current()
-		if s == nil || len(s.held) == 0 || s == told {
+		if s == nil || len(s.held) == 0 || told.Value() == s {
 			continue
 		}
 		tab, err := listening.Read(s.procNet)
@@ -167,7 +171,7 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 			continue // the next rebuild says why
 		}
 		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) {
-			told = s
+			told = weak.Make(s)
 			changed()
 		}
 	}

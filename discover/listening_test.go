@@ -8,10 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/mailautoconf/mailautoconf/sources/listening"
 )
@@ -228,5 +231,62 @@ func TestHoldBackLive(t *testing.T) {
 	defer s2.Close()
 	if len(s2.HeldBack()) != 0 || !slices.ContainsFunc(s2.Endpoints(), func(e Endpoint) bool { return e.Port == imapsPort }) {
 		t.Errorf("after the port opened: endpoints %v, held back %v", endpointPorts(s2.Endpoints()), s2.HeldBack())
+	}
+}
+
+// TestWatchListeningForgetsReplaced: once WatchListening has told about a
+// Snapshot and that Snapshot is replaced, nothing of WatchListening keeps
+// it alive: with a million domains it would be some 200 MB held until the
+// next Snapshot is told about (found by the review of issue 11).
+func TestWatchListeningForgetsReplaced(t *testing.T) {
+	h := baseHost(t)
+	root := writeRoot(t, h)
+	without587 := []string{"0.0.0.0:25", "[::]:993", "0.0.0.0:143", "[::]:995", "0.0.0.0:110", "[::]:465"}
+	proc := writeSocketTables(t, without587...)
+	a, err := Build(context.Background(), Options{Root: root, ProcNet: proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.HeldBack()) != 1 {
+		t.Fatalf("HeldBack = %v, want submission", a.HeldBack())
+	}
+	var cur atomic.Pointer[Snapshot]
+	cur.Store(a)
+	wa := weak.Make(a)
+	a = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	go WatchListening(ctx, 5*time.Millisecond, cur.Load, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	// postfix reload opens 587: WatchListening tells.
+	all := writeSocketTables(t, append(without587, "0.0.0.0:587")...)
+	for _, name := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(filepath.Join(all, name))
+		os.WriteFile(filepath.Join(proc, name), b, 0o644)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchListening did not tell")
+	}
+	// The rebuild replaces the Snapshot; the new one holds nothing back,
+	// so WatchListening has nothing new to tell about.
+	b, err := Build(context.Background(), Options{Root: root, ProcNet: proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cur.Store(b)
+	time.Sleep(50 * time.Millisecond) // some polls
+	for range 5 {
+		runtime.GC()
+	}
+	if wa.Value() != nil {
+		t.Error("the replaced Snapshot is still reachable while WatchListening runs")
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -187,6 +188,9 @@ func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, e
 	if err != nil {
 		return fail(err)
 	}
+	if len(head) >= maxSavedHeader {
+		return fail(fmt.Errorf("header of %d bytes, over the %d a reader takes", len(head), maxSavedHeader))
+	}
 	w.Write(head)
 	w.WriteByte('\n')
 	line := make([]byte, 0, 128)
@@ -236,11 +240,12 @@ func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, e
 
 // ReadSavedInfo reads only the header of the saved Snapshot at file:
 // when and by which release it was written, how many domains it has. It
-// returns an error wrapping ErrNoSaved when there is no file.
+// returns an error wrapping ErrNoSaved when there is no file. It does not
+// check the domains or the checksum: VerifySaved does.
 func ReadSavedInfo(file string) (SavedInfo, error) {
-	f, err := os.Open(file)
+	f, err := openSaved(file)
 	if err != nil {
-		return SavedInfo{}, savedOpenError(err)
+		return SavedInfo{}, err
 	}
 	defer f.Close()
 	hdr, _, err := readSavedHeader(file, bufio.NewReader(f))
@@ -249,6 +254,126 @@ func ReadSavedInfo(file string) (SavedInfo, error) {
 	}
 	return hdr.info(file)
 }
+
+// VerifySaved reads the whole saved Snapshot at file and checks it as
+// Restore does (the checksum, the count, nothing after the end line),
+// without keeping its domains: a file whose header is intact but whose
+// body is damaged is not taken for the Snapshot it names. It returns an
+// error wrapping ErrNoSaved when there is no file.
+func VerifySaved(file string) (SavedInfo, error) {
+	f, err := openSaved(file)
+	if err != nil {
+		return SavedInfo{}, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	hdr, crc, err := readSavedHeader(file, r)
+	if err != nil {
+		return SavedInfo{}, err
+	}
+	info, err := hdr.info(file)
+	if err != nil {
+		return SavedInfo{}, err
+	}
+	count := 0
+	for n := 3; ; n++ {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return SavedInfo{}, fmt.Errorf("%s:%d: line too long", file, n)
+		}
+		if err != nil {
+			if err == io.EOF {
+				return SavedInfo{}, fmt.Errorf("%s:%d: truncated: no end line", file, n)
+			}
+			return SavedInfo{}, fmt.Errorf("read saved snapshot %s: %w", file, err)
+		}
+		if bytes.HasPrefix(line, []byte("end ")) {
+			if err := checkEnd(file, n, line, crc, count, hdr.Domains, r); err != nil {
+				return SavedInfo{}, err
+			}
+			return info, nil
+		}
+		crc = crc32.Update(crc, castagnoli, line)
+		count++
+	}
+}
+
+// checkEnd checks the end line (line n) against the checksum crc of
+// what came before it and the count of domain lines read, and that
+// nothing follows it in r.
+func checkEnd(file string, n int, line []byte, crc uint32, read, header int, r *bufio.Reader) error {
+	f := strings.Fields(strings.TrimPrefix(string(line), "end "))
+	var (
+		count int
+		sum   uint64
+		err   error
+	)
+	if len(f) == 2 {
+		count, err = strconv.Atoi(f[0])
+		if err == nil {
+			sum, err = strconv.ParseUint(f[1], 16, 32)
+		}
+	}
+	if len(f) != 2 || err != nil {
+		return fmt.Errorf("%s:%d: bad end line %q", file, n, strings.TrimSpace(string(line)))
+	}
+	if uint32(sum) != crc {
+		return fmt.Errorf("%s: damaged: checksum %08x, the end line says %08x", file, crc, sum)
+	}
+	if count != read || count != header {
+		return fmt.Errorf("%s:%d: %d domains read, the file says %d", file, n, read, count)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%s:%d: data after the end line", file, n+1)
+	}
+	return nil
+}
+
+// openSaved opens the saved Snapshot for reading. The file is the service
+// user's and root reads it too (show, check): a link in its place is
+// refused, and so is anything but a regular file (opened non-blocking, so
+// a FIFO does not hang the open).
+func openSaved(file string) (*os.File, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("read saved snapshot %s: a symbolic link, not a saved snapshot", file)
+		}
+		return nil, savedOpenError(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read saved snapshot: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("read saved snapshot %s: not a regular file (%s)", file, fi.Mode().Type())
+	}
+	return f, nil
+}
+
+// maxSavedHeader bounds the header line: the endpoints, certificates,
+// warnings and files of a host are far less; a file that is not what it
+// should be must not make the reader allocate without end.
+const maxSavedHeader = 16 << 20
+
+// readLine reads a line of at most max bytes (with its newline).
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > max {
+			return nil, errLineTooLong
+		}
+		line = append(line, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
 
 func savedOpenError(err error) error {
 	if errors.Is(err, os.ErrNotExist) {
@@ -268,18 +393,21 @@ func (h *savedHeader) info(file string) (SavedInfo, error) {
 // readSavedHeader reads the first two lines, feeding them to crc too.
 func readSavedHeader(file string, r *bufio.Reader) (*savedHeader, uint32, error) {
 	crc := uint32(0)
-	magic, err := r.ReadString('\n')
-	if err != nil || magic != savedMagic+"\n" {
-		if err != nil && err != io.EOF {
+	magic, err := readLine(r, len(savedMagic)+1)
+	if err != nil || string(magic) != savedMagic+"\n" {
+		if err != nil && err != io.EOF && err != errLineTooLong {
 			return nil, 0, fmt.Errorf("read saved snapshot %s: %w", file, err)
 		}
 		return nil, 0, fmt.Errorf("%s:1: not a saved snapshot (want %q)", file, savedMagic)
 	}
-	crc = crc32.Update(crc, castagnoli, []byte(magic))
-	head, err := r.ReadBytes('\n')
+	crc = crc32.Update(crc, castagnoli, magic)
+	head, err := readLine(r, maxSavedHeader)
 	if err != nil {
-		if err == io.EOF {
+		switch err {
+		case io.EOF:
 			return nil, 0, fmt.Errorf("%s:2: truncated header", file)
+		case errLineTooLong:
+			return nil, 0, fmt.Errorf("%s:2: header over %d bytes", file, maxSavedHeader)
 		}
 		return nil, 0, fmt.Errorf("read saved snapshot %s: %w", file, err)
 	}
@@ -301,9 +429,9 @@ func readSavedHeader(file string, r *bufio.Reader) (*savedHeader, uint32, error)
 // ErrNoSaved when there is no file, and an error naming file:line when
 // the file is damaged.
 func Restore(file string) (*Snapshot, SavedInfo, error) {
-	f, err := os.Open(file)
+	f, err := openSaved(file)
 	if err != nil {
-		return nil, SavedInfo{}, savedOpenError(err)
+		return nil, SavedInfo{}, err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
@@ -339,27 +467,9 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 			}
 			return nil, SavedInfo{}, fmt.Errorf("read saved snapshot %s: %w", file, err)
 		}
-		if rest, ok := bytes.CutPrefix(line, []byte("end ")); ok {
-			f := strings.Fields(string(rest))
-			var count int
-			var sum uint64
-			if len(f) == 2 {
-				count, err = strconv.Atoi(f[0])
-				if err == nil {
-					sum, err = strconv.ParseUint(f[1], 16, 32)
-				}
-			}
-			if len(f) != 2 || err != nil {
-				return nil, SavedInfo{}, fmt.Errorf("%s:%d: bad end line %q", file, n, strings.TrimSpace(string(line)))
-			}
-			if uint32(sum) != crc {
-				return nil, SavedInfo{}, fmt.Errorf("%s: damaged: checksum %08x, the end line says %08x", file, crc, sum)
-			}
-			if count != len(s.domains) || count != hdr.Domains {
-				return nil, SavedInfo{}, fmt.Errorf("%s:%d: %d domains read, the file says %d", file, n, len(s.domains), count)
-			}
-			if _, err := r.ReadByte(); err != io.EOF {
-				return nil, SavedInfo{}, fmt.Errorf("%s:%d: data after the end line", file, n+1)
+		if bytes.HasPrefix(line, []byte("end ")) {
+			if err := checkEnd(file, n, line, crc, len(s.domains), hdr.Domains, r); err != nil {
+				return nil, SavedInfo{}, err
 			}
 			break
 		}

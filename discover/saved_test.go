@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,4 +359,71 @@ func BenchmarkSaved(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSavedHostile: the saved snapshot is the service user's file, and
+// root reads it (show, check): a link in its place (to /dev/zero), a
+// FIFO, or a header line without end is an error at once, never a hang
+// or the memory of the reader. VerifySaved also checks what
+// ReadSavedInfo does not read: the body.
+func TestSavedHostile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	if _, err := Save(good, aliasSnapshot(), "1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifySaved(good); err != nil {
+		t.Fatalf("VerifySaved(good): %v", err)
+	}
+	data, _ := os.ReadFile(good)
+	damaged := filepath.Join(dir, "damaged")
+	os.WriteFile(damaged, bytes.Replace(data, []byte(".example"), []byte(".exbmple"), 1), 0o600)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink("/dev/zero", link); err != nil {
+		t.Fatal(err)
+	}
+	linkGood := filepath.Join(dir, "link-good")
+	os.Symlink(good, linkGood)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(dir, "long")
+	f, _ := os.Create(long)
+	f.WriteString(savedMagic + "\n")
+	f.Truncate(int64(len(savedMagic)+1) + maxSavedHeader + 10) // a hole: zeros, no newline
+	f.Close()
+	tests := []struct {
+		name, file, want string
+		infoOK           bool // ReadSavedInfo reads only the header
+	}{
+		{"damaged body", damaged, "damaged: checksum", true},
+		{"link to /dev/zero", link, "symbolic link", false},
+		{"link to a good one", linkGood, "symbolic link", false},
+		{"fifo", fifo, "not a regular file", false},
+		{"endless header", long, ":2: header over", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_, err := ReadSavedInfo(tt.file)
+				if (err == nil) != tt.infoOK || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+					t.Errorf("ReadSavedInfo = %v, want %q", err, tt.want)
+				}
+				if _, err := VerifySaved(tt.file); err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("VerifySaved = %v, want %q", err, tt.want)
+				}
+				if _, _, err := Restore(tt.file); err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("Restore = %v, want %q", err, tt.want)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("reading the file hangs")
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,7 @@ type Site struct {
 	form       doc
 	settings   page
 	signer     *mobileconfig.Signer // nil: profiles are served unsigned
+	unsigned   string               // why signer is nil
 	certs      []siteCert           // for the https socket, in the snapshot's order
 	misses     *MissGuard           // nil: lookups are not bounded
 	gen        uint64               // this Site's generation in misses
@@ -219,6 +221,9 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 		log.Error("cannot sign Apple profiles; serving them unsigned", "err", err)
 		s.signer = nil
 	}
+	if s.signer == nil {
+		s.unsigned = strings.TrimPrefix(err.Error(), mobileconfig.ErrNoSigningKey.Error()+": ")
+	}
 	s.certs = loadCerts(root, snap, log)
 	return s, nil
 }
@@ -239,6 +244,11 @@ func (s *Site) Snapshot() *discover.Snapshot { return s.snap }
 
 // Signed reports whether Apple profiles are signed.
 func (s *Site) Signed() bool { return s.signer != nil }
+
+// Unsigned says why Apple profiles are served unsigned; "" when they are
+// signed. It is what the Site found loading the key, which may differ
+// from what its Snapshot says (a restored snapshot's staged copy gone).
+func (s *Site) Unsigned() string { return s.unsigned }
 
 // errLookup marks a failed domain lookup (the database is down): the
 // client should try again later.

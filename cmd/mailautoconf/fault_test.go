@@ -842,9 +842,9 @@ func TestFaultBrokenConfigRestart(t *testing.T) {
 func TestFaultBrokenConfigNoSaved(t *testing.T) {
 	testtool.Need(t, "systemd-socket-activate")
 	bin := buildDaemon(t)
-	for _, tc := range []struct{ name, saved string }{
-		{"none", ""},
-		{"damaged", "mailautoconf snapshot 1\n{\"saved\":\"2025-"},
+	for _, tc := range []struct{ name, saved, status string }{
+		{"none", "", "STATUS=configuration error, no saved snapshot, answering 503: "},
+		{"damaged", "mailautoconf snapshot 1\n{\"saved\":\"2025-", "STATUS=configuration error, saved snapshot damaged ("},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -879,7 +879,7 @@ func TestFaultBrokenConfigNoSaved(t *testing.T) {
 			if code, body := d.get(t, "http://autoconfig.example.com/"); code != 503 {
 				t.Errorf("settings page: %d\n%s", code, body)
 			}
-			msg, next := d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=configuration error, no saved snapshot, answering 503: ")
+			msg, next := d.notify.wait(t, 0, 5*time.Second, "READY=1", tc.status)
 			if !strings.Contains(msg, "/etc/dovecot/dovecot.conf:") {
 				t.Errorf("STATUS does not name dovecot.conf:line: %q", msg)
 			}

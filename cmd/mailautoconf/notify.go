@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/serve"
 )
 
 // notify sends state to systemd (sd_notify); without NOTIFY_SOCKET it does
@@ -21,15 +22,24 @@ func notify(log *slog.Logger, state string) {
 }
 
 // statusLine is the one-line STATUS= of systemctl status: what is served,
-// or why it is degraded, and the release. snap is the snapshot served
-// (nil: none), err the last reload's error (nil after a successful one),
-// fb set while the configuration the daemon started with is broken.
-func statusLine(snap *discover.Snapshot, err error, fb *fallback) string {
+// or why it is degraded, and the release. site is what is served (nil:
+// nothing), err the last reload's error (nil after a successful one), fb
+// set while the configuration the daemon started with is broken. Whether
+// profiles are signed is the site's own finding, not its snapshot's: a
+// restored snapshot says what was true when it was saved.
+func statusLine(site *serve.Site, err error, fb *fallback) string {
+	var snap *discover.Snapshot
+	if site != nil {
+		snap = site.Snapshot()
+	}
 	var s string
 	switch {
 	case fb != nil && fb.saved != nil:
 		s = fmt.Sprintf("configuration error, serving the snapshot saved %s (%d domains): %s",
 			fb.saved.Saved.UTC().Format(time.RFC3339), fb.saved.Domains, oneLine(fb.err.Error()))
+	case fb != nil && fb.savedErr != nil:
+		s = fmt.Sprintf("configuration error, saved snapshot damaged (%s), answering 503: %s",
+			oneLine(fb.savedErr.Error()), oneLine(fb.err.Error()))
 	case fb != nil:
 		s = "configuration error, no saved snapshot, answering 503: " + oneLine(fb.err.Error())
 	case err != nil:
@@ -39,8 +49,8 @@ func statusLine(snap *discover.Snapshot, err error, fb *fallback) string {
 	default:
 		s = fmt.Sprintf("serving %d domains, %d endpoints", snap.NumDomains(), len(snap.Endpoints()))
 	}
-	if snap != nil {
-		if _, why := snap.ProfileSigning(); why != "" {
+	if site != nil {
+		if why := site.Unsigned(); why != "" {
 			s += "; Apple profiles unsigned: " + oneLine(why)
 		}
 	}

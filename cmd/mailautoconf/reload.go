@@ -120,6 +120,7 @@ func (r *reloader) startFallback(err error) {
 		case errors.Is(rerr, discover.ErrNoSaved):
 		case rerr != nil:
 			r.log.Warn("cannot use the saved snapshot", "err", rerr)
+			fb.savedErr = rerr
 		default:
 			site, serr := serve.NewSite(r.opt.Root, saved, r.log, serve.WithMissGuard(r.guard))
 			if serr != nil {
@@ -136,6 +137,8 @@ func (r *reloader) startFallback(err error) {
 	if fb.saved != nil {
 		r.log.Error("configuration error; serving the saved snapshot until it is fixed", "err", err,
 			"saved", fb.saved.Saved.UTC().Format(time.RFC3339), "saved_by", fb.saved.Version, "domains", fb.saved.Domains, "file", fb.saved.Path)
+	} else if fb.savedErr != nil {
+		r.log.Error("configuration error and the saved snapshot is damaged; answering 503 until it is fixed", "err", err, "saved_err", fb.savedErr)
 	} else {
 		r.log.Error("configuration error and no saved snapshot; answering 503 until it is fixed", "err", err, "state_file", r.savePath)
 	}
@@ -162,7 +165,7 @@ func (r *reloader) status(err error) string {
 	r.mu.Lock()
 	fb := r.fallback
 	r.mu.Unlock()
-	return statusLine(r.current(), err, fb)
+	return statusLine(r.store.Load(), err, fb)
 }
 
 // save writes snap to savePath when it differs from what the file holds;
@@ -173,8 +176,16 @@ func (r *reloader) save(snap *discover.Snapshot) {
 		return
 	}
 	if !r.savedKnown {
-		if info, err := discover.ReadSavedInfo(r.savePath); err == nil {
+		// The whole file, once per process: a file whose header is
+		// intact but whose body is damaged must be rewritten, not
+		// trusted by its header's fingerprint until the broken start
+		// that needs it.
+		info, err := discover.VerifySaved(r.savePath)
+		switch {
+		case err == nil:
 			r.savedFP, r.savedKnown = info.Fingerprint, true
+		case !errors.Is(err, discover.ErrNoSaved):
+			r.log.Warn("the saved snapshot is damaged; writing it again", "err", err)
 		}
 	}
 	if r.savedKnown && discover.Fingerprint(snap) == r.savedFP {
@@ -327,7 +338,7 @@ func (r *reloader) failed(err error, prev *discover.Snapshot, fb *fallback) {
 	}
 	if fb != nil {
 		r.mu.Lock()
-		r.fallback = &fallback{err: err, saved: fb.saved}
+		r.fallback = &fallback{err: err, saved: fb.saved, savedErr: fb.savedErr}
 		r.mu.Unlock()
 	}
 	if r.watcher != nil {

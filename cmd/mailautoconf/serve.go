@@ -70,6 +70,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	opt.Serving = true // STATUS tells what this process signs with
 
 	// SIGHUP must not kill us from here on; it asks for a reload.
 	hup := make(chan os.Signal, 1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,8 +19,10 @@ import (
 // the usage: an admin never needs to run it by hand.
 //
 // It never fails the start: whatever goes wrong is logged and it exits 0.
-// A configuration it cannot read stages nothing and leaves the previous
-// copies, which the daemon's last good snapshot may still sign with.
+// With Dovecot's configuration broken it stages Postfix's pairs and keeps
+// the other copies; with Postfix's broken it stages nothing and leaves the
+// previous copies (RuntimeDirectoryPreserve=restart keeps them across a
+// restart), which the daemon's last good snapshot may still sign with.
 func runStageKeys(_ context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stage-keys", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,7 +55,16 @@ func stageKeys(common *commonFlags, user, dir string, log *slog.Logger) {
 		return
 	}
 	certs, warnings, err := discover.Certificates(opt)
-	if err != nil {
+	complete := true
+	switch {
+	case errors.Is(err, discover.ErrIncomplete):
+		// Postfix's pairs are staged; Dovecot's staged before are kept.
+		log.Warn("Dovecot's configuration cannot be read: staging Postfix's certificates, keeping the copies staged before", "err", err)
+		complete = false
+	case err != nil:
+		// Postfix's configuration names no pair this step could trust:
+		// the daemon's saved snapshot is the service user's file, and
+		// root must not copy the keys it names.
 		log.Warn("nothing staged: the mail server's configuration cannot be read; previous copies kept", "err", err)
 		return
 	}
@@ -63,7 +75,7 @@ func stageKeys(common *commonFlags, user, dir string, log *slog.Logger) {
 	for _, c := range certs {
 		pairs = append(pairs, keystage.Pair{Cert: c.Path, Key: c.KeyPath})
 	}
-	m, err := keystage.Stage(opt.Root, dir, acct, pairs, log)
+	m, err := keystage.Stage(opt.Root, dir, acct, pairs, complete, log)
 	if err != nil {
 		log.Warn("staging failed", "dir", dir, "err", err)
 		return

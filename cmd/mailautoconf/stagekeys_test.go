@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,7 +25,9 @@ import (
 
 	"github.com/smallstep/pkcs7"
 
+	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
 // serviceUID is the test's service user: nobody, a real unprivileged
@@ -274,26 +277,66 @@ func TestStageKeysLetsEncrypt(t *testing.T) {
 }
 
 // TestStageKeysNeverFails: a broken configuration or a missing user
-// stages nothing, keeps what was staged, and exits 0.
+// never fails the step. With dovecot.conf broken and nothing staged (the
+// service stopped, /run cleaned), Postfix's pairs are still staged: the
+// restart that serves the saved snapshot then signs. With main.cf broken
+// nothing is staged and what was staged is kept.
 func TestStageKeysNeverFails(t *testing.T) {
 	bin := buildDaemon(t)
 	dir, _, _ := letsEncryptHost(t)
-	stage(t, bin, dir)
 	keys := filepath.Join(dir, "run/mailautoconf/keys")
-	before, _ := os.ReadDir(keys)
 
 	dc := filepath.Join(dir, "etc/dovecot/dovecot.conf")
 	good, _ := os.ReadFile(dc)
 	os.WriteFile(dc, append(bytes.Clone(good), []byte("\nprotocol imap {\n")...), 0o644)
+	log := stage(t, bin, dir)
+	if !strings.Contains(log, "staging Postfix's certificates") {
+		t.Errorf("broken dovecot.conf: want Postfix's certificates staged\n%s", log)
+	}
+	before, _ := os.ReadDir(keys)
+	if len(before) != 3 {
+		t.Errorf("broken dovecot.conf, nothing staged before: %d files staged, want 2 copies and the manifest\n%s", len(before), log)
+	}
+	os.WriteFile(dc, good, 0o644)
+
+	mc := filepath.Join(dir, "etc/postfix/main.cf")
+	goodMain, _ := os.ReadFile(mc)
+	os.WriteFile(mc, append(bytes.Clone(goodMain), []byte("\nbroken line\n")...), 0o644)
 	if log := stage(t, bin, dir); !strings.Contains(log, "nothing staged") {
-		t.Errorf("broken dovecot.conf: want \"nothing staged\" in the log\n%s", log)
+		t.Errorf("broken main.cf: want \"nothing staged\" in the log\n%s", log)
 	}
 	after, _ := os.ReadDir(keys)
 	if len(after) != len(before) {
 		t.Errorf("broken configuration: %d staged files left of %d", len(after), len(before))
 	}
-	os.WriteFile(dc, good, 0o644)
+	os.WriteFile(mc, goodMain, 0o644)
 	if log := stage(t, bin, dir, "--user", "nosuchuser"); !strings.Contains(log, "no service user") {
 		t.Errorf("missing user: want \"no service user\"\n%s", log)
+	}
+}
+
+// TestServeAsRootOwnView: serve run by hand as root on a host that has
+// the service user reads the root-only key itself and signs; what it
+// reports (the snapshot's signing verdict, hence STATUS and the log) is
+// its own view, not the service user's "no copy is staged".
+func TestServeAsRootOwnView(t *testing.T) {
+	dir, _, _ := letsEncryptHost(t)
+	root, err := hostfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, serving := range []bool{false, true} {
+		snap, err := discover.Build(context.Background(), discover.Options{Root: root, Serving: serving})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, why := snap.ProfileSigning()
+		snap.Close()
+		switch {
+		case !serving && !strings.Contains(why, "no copy is staged"):
+			t.Errorf("show as root: want the service user's view, got %q", why)
+		case serving && why != "":
+			t.Errorf("serve as root reads the key itself, yet reports unsigned: %s", why)
+		}
 	}
 }

@@ -40,6 +40,9 @@ func savedPath(dir string) string {
 type fallback struct {
 	err   error               // why the configuration cannot be built
 	saved *discover.SavedInfo // the saved snapshot served; nil: none
+	// savedErr is why the saved snapshot cannot be served (damaged), when
+	// there is one.
+	savedErr error
 }
 
 // formatSaved describes a saved snapshot for a person.
@@ -55,7 +58,7 @@ func formatSaved(info discover.SavedInfo) string {
 // there is none, when and by which release it was saved, or that it
 // cannot be read by this user (it is the service user's, mode 0600).
 func savedState(file string) string {
-	info, err := discover.ReadSavedInfo(file)
+	info, err := discover.VerifySaved(file)
 	switch {
 	case err == nil:
 		return formatSaved(info)
@@ -68,18 +71,20 @@ func savedState(file string) string {
 		}
 		return fmt.Sprintf("%s cannot be read by this user (permission denied): run show as root", file)
 	}
-	return fmt.Sprintf("%s is damaged and would not be served: %v", file, err)
+	return fmt.Sprintf("damaged, would not be served: %v", err)
 }
 
 // brokenNote is what show adds to a configuration error: what a daemon
 // (re)started now would serve until it is fixed.
 func brokenNote(file string) string {
-	info, err := discover.ReadSavedInfo(file)
+	info, err := discover.VerifySaved(file)
 	switch {
 	case err == nil:
 		return "A running daemon keeps its answers; one started now serves the saved snapshot " + formatSaved(info) + " until this is fixed."
 	case errors.Is(err, discover.ErrNoSaved):
 		return "A running daemon keeps its answers; one started now has no saved snapshot (" + filepath.Dir(file) + ") and answers 503 until this is fixed."
+	case errors.Is(err, fs.ErrPermission):
+		return "A running daemon keeps its answers; saved snapshot: " + savedState(file) + "."
 	}
-	return "A running daemon keeps its answers; saved snapshot: " + savedState(file) + "."
+	return fmt.Sprintf("A running daemon keeps its answers; one started now answers 503 until this is fixed: saved snapshot damaged: %v", err)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/serve"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
@@ -125,5 +128,107 @@ func TestShowSavedUnreadable(t *testing.T) {
 	want := "Saved snapshot: " + file + ", modified "
 	if !strings.Contains(out, want) || !strings.Contains(out, "cannot be read by this user") {
 		t.Errorf("show by a user who cannot read the saved snapshot:\n%s\nwant %q ... cannot be read by this user", out, want)
+	}
+}
+
+// TestStatusSignedFromSite: STATUS says whether profiles are signed as
+// the served Site found when it loaded the key, not as the snapshot it
+// serves says. A saved snapshot restored after a restart says what was
+// true when it was saved; here its key is gone since (as a staged copy is
+// when /run is cleaned), and STATUS must not claim signed profiles.
+func TestStatusSignedFromSite(t *testing.T) {
+	dir := t.TempDir()
+	staticHost(t, dir)
+	installCert(t, dir, 1)
+	root, err := hostfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := discover.Build(context.Background(), discover.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	if _, why := snap.ProfileSigning(); why != "" {
+		t.Fatalf("the host cannot sign to begin with: %s", why)
+	}
+	state := t.TempDir()
+	info, err := discover.Save(filepath.Join(state, discover.SavedFile), snap, version, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fallback{err: errors.New("dovecot: /etc/dovecot/dovecot.conf:9: missing '}'"), saved: &info}
+	for _, tc := range []struct {
+		name     string
+		keyGone  bool
+		unsigned bool
+	}{{"key there", false, false}, {"key gone", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.keyGone {
+				os.Remove(filepath.Join(dir, "etc/letsencrypt/archive/mail.example.com/privkey1.pem"))
+			}
+			saved, _, err := discover.Restore(info.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			site, err := serve.NewSite(root, saved, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := statusLine(site, nil, fb)
+			if got := strings.Contains(line, "Apple profiles unsigned: "); got != tc.unsigned || site.Signed() == tc.unsigned {
+				t.Errorf("signed %v, STATUS=%s\nwant unsigned in STATUS: %v", site.Signed(), line, tc.unsigned)
+			}
+			if tc.unsigned && !strings.Contains(line, "privkey.pem") {
+				t.Errorf("STATUS does not name the key: %s", line)
+			}
+		})
+	}
+}
+
+// TestSaveRewritesDamaged: a saved snapshot whose header is intact but
+// whose body is damaged is written again by the first save of a new
+// process, even though its header names the same fingerprint: otherwise
+// it stays damaged until the broken start that needs it.
+func TestSaveRewritesDamaged(t *testing.T) {
+	root, err := hostfs.New(staticCorpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := discover.Build(context.Background(), discover.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	state := t.TempDir()
+	file := filepath.Join(state, discover.SavedFile)
+	var log bytes.Buffer
+	first := &reloader{savePath: file, log: newLogger(&log, slog.LevelInfo)}
+	first.save(snap)
+	if _, err := discover.VerifySaved(file); err != nil {
+		t.Fatalf("saved: %v\n%s", err, log.String())
+	}
+	// One domain line's byte flipped, the header untouched.
+	b, _ := os.ReadFile(file)
+	i := bytes.IndexByte(b[bytes.IndexByte(b, '\n')+1:], '\n') + bytes.IndexByte(b, '\n') + 3
+	b[i] ^= 0x20
+	os.WriteFile(file, b, 0o600)
+	if _, err := discover.ReadSavedInfo(file); err != nil {
+		t.Fatalf("the header must be intact: %v", err)
+	}
+	if _, err := discover.VerifySaved(file); err == nil {
+		t.Fatal("VerifySaved accepts a damaged body")
+	}
+	if got := brokenNote(file); !strings.Contains(got, "saved snapshot damaged: ") {
+		t.Errorf("show's note on a damaged snapshot: %s", got)
+	}
+	// A restart: a new process, the same snapshot.
+	second := &reloader{savePath: file, log: newLogger(&log, slog.LevelInfo)}
+	second.save(snap)
+	if _, err := discover.VerifySaved(file); err != nil {
+		t.Errorf("the damaged snapshot was not written again: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "the saved snapshot is damaged; writing it again") {
+		t.Errorf("the log does not say the saved snapshot was damaged:\n%s", log.String())
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/sources/certs"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/keystage"
 )
 
 // ErrNoSigningKey is returned (wrapped, with the reason for each
@@ -112,6 +113,8 @@ func loadSigner(root hostfs.Root, c discover.Certificate, host string, now time.
 	switch {
 	case !cert.Covers(host):
 		return nil, fmt.Errorf("certificate %s does not cover the host name %s", c.Path, host)
+	case now.After(leaf.NotAfter) && c.CertCopy != "":
+		return nil, fmt.Errorf("certificate %s expired on %s, as staged at the last start or reload (if it was renewed since, systemctl reload mailautoconf stages the renewed one)", c.Path, leaf.NotAfter.UTC().Format(time.DateOnly))
 	case now.After(leaf.NotAfter):
 		return nil, fmt.Errorf("certificate %s expired on %s (Apple devices treat a profile signed with it as unsigned)", c.Path, leaf.NotAfter.UTC().Format(time.DateOnly))
 	case now.Before(leaf.NotBefore):
@@ -120,7 +123,12 @@ func loadSigner(root hostfs.Root, c discover.Certificate, host string, now time.
 		return nil, fmt.Errorf("no private key is configured for certificate %s", c.Path)
 	}
 	keyFile := cmp.Or(c.KeyCopy, c.KeyPath)
-	data, err := root.ReadFile(keyFile)
+	var data []byte
+	if c.KeyCopy != "" {
+		data, err = keystage.ReadCopy(root, c.KeyCopy)
+	} else {
+		data, err = root.ReadRegular(c.KeyPath, certs.MaxFileSize)
+	}
 	if err != nil {
 		if hint := hostfs.PermissionHint(err); hint != "" {
 			return nil, fmt.Errorf("private key of certificate %s: %w (%s; on a systemd host, reloading mailautoconf stages a copy it can read)", c.Path, err, hint)
@@ -152,7 +160,7 @@ func loadCert(root hostfs.Root, c discover.Certificate) (*certs.Cert, error) {
 	if c.CertCopy == "" {
 		return certs.Load(root, c.Path)
 	}
-	data, err := root.ReadFile(c.CertCopy)
+	data, err := keystage.ReadCopy(root, c.CertCopy)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: its staged copy: %w", c.Path, err)
 	}

@@ -332,6 +332,16 @@ func TestNewSignerRefuses(t *testing.T) {
 		t.Errorf("loadSigner(no key path) error = %v", err)
 	}
 	_ = s
+
+	// An expired staged copy: the certificate may have been renewed
+	// without a reload (of Postfix or Dovecot, which propagates, or of
+	// mailautoconf): the reason says which reload stages the new one.
+	const le = "/etc/letsencrypt/live/mail.example.net/"
+	root, _ = handmadeWith(t, certPEM(expired.leaf, expired.inter), keyPEM(t, expired.leafKey, "pkcs8"))
+	_, err = loadSigner(root, discover.Certificate{Path: le + "fullchain.pem", KeyPath: le + "privkey.pem", CertCopy: le + "fullchain.pem"}, "mail.example.net", now)
+	if err == nil || !strings.Contains(err.Error(), "expired on") || !strings.Contains(err.Error(), "systemctl reload mailautoconf stages the renewed one") {
+		t.Errorf("loadSigner(expired staged copy) error = %v, want the reload hint", err)
+	}
 }
 
 func TestMatchingKey(t *testing.T) {

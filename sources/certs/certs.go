@@ -34,9 +34,14 @@ type Cert struct {
 	Names []string
 }
 
+// MaxFileSize bounds a certificate or key file: a chain of a few
+// certificates is some 10 KiB; a name that points at /dev/zero or a huge
+// file must not exhaust memory.
+const MaxFileSize = 1 << 20
+
 // Load reads the certificate file at host path p.
 func Load(root hostfs.Root, p string) (*Cert, error) {
-	data, err := root.ReadFile(p)
+	data, err := root.ReadRegular(p, MaxFileSize)
 	if err != nil {
 		if hint := hostfs.PermissionHint(err); hint != "" {
 			return nil, fmt.Errorf("%w (%s)", err, hint)

@@ -15,12 +15,14 @@ package hostfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // A Root is the directory that stands for "/" on the mail host.
@@ -137,6 +139,59 @@ func (r Root) ReadFile(p string) ([]byte, error) {
 	b, err := os.ReadFile(real)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: p, Err: unwrapPathError(err)}
+	}
+	return b, nil
+}
+
+// ReadRegular reads the host file p as ReadFile does, but only when it is
+// a regular file of at most limit bytes: a device (/dev/zero), a FIFO or a
+// huge file named where a key or certificate belongs is an error, not a
+// hang or the memory of the process. It opens p non-blocking, so that a
+// FIFO cannot stall the open either.
+func (r Root) ReadRegular(p string, limit int64) ([]byte, error) {
+	real, err := r.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ReadRegularFile(real, 0, limit)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: unwrapPathError(err)}
+	}
+	return b, nil
+}
+
+// ErrNotRegular and ErrTooLarge are the errors of ReadRegularFile for a
+// file that is not a regular one, or larger than allowed.
+var (
+	ErrNotRegular = errors.New("not a regular file")
+	ErrTooLarge   = errors.New("file too large")
+)
+
+// ReadRegularFile reads the file at the real path name, opened with flag
+// (e.g. syscall.O_NOFOLLOW) added to O_RDONLY|O_NONBLOCK, when it is a
+// regular file of at most limit bytes.
+func ReadRegularFile(name string, flag int, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fi.Mode().Type())
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d expected", ErrTooLarge, fi.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit { // grew while read
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
 	}
 	return b, nil
 }

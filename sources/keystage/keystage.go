@@ -19,9 +19,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
+	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
@@ -55,10 +60,13 @@ type Manifest struct {
 
 // ReadManifest reads the manifest in the host directory dir. A missing
 // directory or manifest is an empty Manifest and no error: nothing was
-// staged.
+// staged. The service user owns the directory, and root reads it (show,
+// check, stage-keys): a link in the manifest's place, anything but a
+// regular file, one over MaxManifestSize, or an entry whose copy is not
+// a plain name of the copy-*.pem form is an error.
 func ReadManifest(root hostfs.Root, dir string) (*Manifest, error) {
 	m := &Manifest{Dir: dir}
-	data, err := root.ReadFile(path.Join(dir, ManifestName))
+	data, err := readOwn(root, dir, ManifestName, MaxManifestSize)
 	if err != nil {
 		if isNotExist(err) {
 			return m, nil
@@ -68,8 +76,71 @@ func ReadManifest(root hostfs.Root, dir string) (*Manifest, error) {
 	if err := json.Unmarshal(data, m); err != nil {
 		return &Manifest{Dir: dir}, fmt.Errorf("%s: %w", path.Join(dir, ManifestName), err)
 	}
+	for _, f := range m.Files {
+		if !validCopyName(f.Copy) || !path.IsAbs(f.Path) {
+			return &Manifest{Dir: dir}, fmt.Errorf("%s: bad entry %q → %q: not a staged copy", path.Join(dir, ManifestName), f.Path, f.Copy)
+		}
+	}
 	m.Dir = dir
 	return m, nil
+}
+
+// MaxManifestSize bounds the manifest; MaxCopySize a staged copy (a key
+// and a chain of certificates are a few KiB).
+const (
+	MaxManifestSize = 1 << 20
+	MaxCopySize     = 64 << 10
+)
+
+// ReadCopy reads the staged copy at host path p (as Manifest.Copy returns
+// it): a regular file of at most MaxCopySize bytes, not through a link.
+func ReadCopy(root hostfs.Root, p string) ([]byte, error) {
+	return readOwn(root, path.Dir(p), path.Base(p), MaxCopySize)
+}
+
+// readOwn reads the file name in the host directory dir, which the
+// service user owns: the directory's path is resolved under root, but a
+// link in name's place is refused, and so is anything but a regular file
+// of at most limit bytes (open non-blocking: a FIFO does not hang it).
+func readOwn(root hostfs.Root, dir, name string, limit int64) ([]byte, error) {
+	p := path.Join(dir, name)
+	realDir, err := root.Resolve(dir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := hostfs.ReadRegularFile(filepath.Join(realDir, name), syscall.O_NOFOLLOW, limit)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			err = errors.New("a symbolic link, not a staged file")
+		}
+		return nil, &fs.PathError{Op: "read", Path: p, Err: unwrap(err)}
+	}
+	return data, nil
+}
+
+// validCopyName reports whether name is a copy's file name as copyName
+// makes it: "copy-", 24 lower-case hex digits, ".pem".
+func validCopyName(name string) bool {
+	hexPart, ok := strings.CutPrefix(name, "copy-")
+	if !ok {
+		return false
+	}
+	hexPart, ok = strings.CutSuffix(hexPart, ".pem")
+	if !ok || len(hexPart) != 24 {
+		return false
+	}
+	for _, c := range hexPart {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ours reports whether name is a file Stage writes in the staging
+// directory: a copy, the manifest, or a temporary file of either.
+func ours(name string) bool {
+	return strings.HasPrefix(name, ".tmp-") || name == ManifestName || validCopyName(name)
 }
 
 // Copy returns the host path of the staged copy of host file p, if any.

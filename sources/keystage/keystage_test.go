@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -193,7 +194,7 @@ func TestStage(t *testing.T) {
 		{"/etc/ssl/certs/readable.pem", "/etc/ssl/private/notakey.key"},  // not a key at all
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := Stage(root, Dir, a, pairs, log)
+	m, err := Stage(root, Dir, a, pairs, true, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func TestStage(t *testing.T) {
 	certbotLayout(t, dir, "mail2.example.net", cert2, key2)
 	os.WriteFile(filepath.Join(realDir, ".tmp-leftover"), nil, 0o600)
 	const le2 = "/etc/letsencrypt/live/mail2.example.net/"
-	m2, err := Stage(root, Dir, a, []Pair{{le2 + "fullchain.pem", le2 + "privkey.pem"}}, log)
+	m2, err := Stage(root, Dir, a, []Pair{{le2 + "fullchain.pem", le2 + "privkey.pem"}}, true, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestStage(t *testing.T) {
 	os.Remove(filepath.Join(realDir, m2.Files[0].Copy))
 	os.Symlink(victim, filepath.Join(realDir, m2.Files[0].Copy))
 	os.Symlink(victim, filepath.Join(realDir, ".tmp-"+m2.Files[1].Copy))
-	if _, err := Stage(root, Dir, a, []Pair{{le2 + "fullchain.pem", le2 + "privkey.pem"}}, log); err != nil {
+	if _, err := Stage(root, Dir, a, []Pair{{le2 + "fullchain.pem", le2 + "privkey.pem"}}, true, log); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "untouched" {
@@ -324,4 +325,188 @@ func testPair(t *testing.T, host string) (cert, key []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// TestReadHostile: the staging directory is the service user's, and root
+// reads it (show, check, stage-keys): a manifest naming a copy outside
+// the directory, a link in a copy's or the manifest's place, a FIFO or an
+// endless file is an error at once, never a hang or root reading a file
+// the user chose.
+func TestReadHostile(t *testing.T) {
+	dir := t.TempDir()
+	root, err := hostfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, Dir)
+	os.MkdirAll(keys, 0o700)
+	good := copyName("/etc/ssl/private/k.pem")
+	os.WriteFile(filepath.Join(keys, good), []byte("x"), 0o400)
+	writeManifest := func(copy string) {
+		os.Remove(filepath.Join(keys, ManifestName))
+		os.WriteFile(filepath.Join(keys, ManifestName), []byte(`{"files":[{"path":"/etc/ssl/private/k.pem","copy":"`+copy+`"}]}`), 0o400)
+	}
+	for _, bad := range []string{"../../../etc/shadow", "/etc/shadow", "copy-x.pem", "manifest.json", ""} {
+		writeManifest(bad)
+		if m, err := ReadManifest(root, Dir); err == nil {
+			t.Errorf("manifest naming %q: %+v, want an error", bad, m.Files)
+		}
+	}
+	writeManifest(good)
+	m, err := ReadManifest(root, Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, _ := m.Copy("/etc/ssl/private/k.pem")
+	if b, err := ReadCopy(root, cp); err != nil || string(b) != "x" {
+		t.Fatalf("ReadCopy(%s) = %q, %v", cp, b, err)
+	}
+
+	// The same names, planted.
+	os.Remove(filepath.Join(keys, good))
+	for _, tc := range []struct {
+		name  string
+		plant func(p string) error
+		want  string
+	}{
+		{"link to /dev/zero", func(p string) error { return os.Symlink("/dev/zero", p) }, "symbolic link"},
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o600) }, "not a regular file"},
+		{"huge", func(p string) error {
+			f, err := os.Create(p)
+			if err == nil {
+				err = errors.Join(f.Truncate(MaxManifestSize+1), f.Close())
+			}
+			return err
+		}, "too large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{good, ManifestName} {
+				p := filepath.Join(keys, name)
+				os.Remove(p)
+				if err := tc.plant(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if _, err := ReadCopy(root, cp); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("ReadCopy = %v, want %q", err, tc.want)
+				}
+				if _, err := ReadManifest(root, Dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("ReadManifest = %v, want %q", err, tc.want)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("reading hangs")
+			}
+		})
+	}
+}
+
+// TestStageHostileKey: stage-keys runs as root and reads the files the
+// configuration names: a key that is a FIFO or a device is skipped at
+// once, not read until it ends.
+func TestStageHostileKey(t *testing.T) {
+	dir, root := hostTree(t)
+	cert, _ := testPair(t, "mail.example.net")
+	put(t, dir, "etc/ssl/certs/mail.pem", cert, 0o644, 0, "")
+	os.MkdirAll(filepath.Join(dir, "etc/ssl/private"), 0o700)
+	if err := syscall.Mkfifo(filepath.Join(dir, "etc/ssl/private/fifo.key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LookupAccount(root, "mailautoconf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m, err := Stage(root, Dir, a, []Pair{{"/etc/ssl/certs/mail.pem", "/etc/ssl/private/fifo.key"}}, true, slog.New(slog.NewTextHandler(&log, nil)))
+		if err != nil || len(m.Files) != 0 {
+			t.Errorf("Stage = %+v, %v; want nothing staged", m, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stage hangs on a FIFO named as the key")
+	}
+	if !strings.Contains(log.String(), "not a regular file") {
+		t.Errorf("log does not say why:\n%s", log.String())
+	}
+}
+
+// TestStageDir: --dir names a directory stage-keys takes over (chown to
+// the service user, stale files removed): never one in use, never one
+// above --root, and nothing but its own files is removed.
+func TestStageDir(t *testing.T) {
+	dir, root := hostTree(t)
+	cert, key := testPair(t, "mail.example.net")
+	certbotLayout(t, dir, "mail.example.net", cert, key)
+	a, err := LookupAccount(root, "mailautoconf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const le = "/etc/letsencrypt/live/mail.example.net/"
+	pairs := []Pair{{le + "fullchain.pem", le + "privkey.pem"}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// A directory in use: refused, untouched.
+	put(t, dir, "srv/data/important.txt", []byte("keep"), 0o644, 0, "")
+	if _, err := Stage(root, "/srv/data", a, pairs, true, log); err == nil || !strings.Contains(err.Error(), "important.txt") {
+		t.Errorf("Stage into a directory in use: %v, want a refusal naming the file", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "srv/data/important.txt")); err != nil || string(b) != "keep" {
+		t.Errorf("the file in the directory in use: %q, %v", b, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "srv/data")); fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the directory in use was chowned or chmodded: %v", fi.Mode())
+	}
+	// Someone else's empty directory: refused.
+	os.MkdirAll(filepath.Join(dir, "home/other/keys"), 0o755)
+	os.Chown(filepath.Join(dir, "home/other/keys"), 1234, 1234)
+	if _, err := Stage(root, "/home/other/keys", a, pairs, true, log); err == nil || !strings.Contains(err.Error(), "not root's or mailautoconf's") {
+		t.Errorf("Stage into another user's directory: %v, want a refusal", err)
+	}
+	// Above --root: the path is the host's, cleaned.
+	m, err := Stage(root, "/../../staged", a, pairs, true, log)
+	if err != nil || len(m.Files) != 2 {
+		t.Fatalf("Stage(/../../staged) = %+v, %v", m, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "staged", ManifestName)); err != nil {
+		t.Errorf("not staged under --root: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(dir)), "staged")); err == nil {
+		t.Errorf("staged above --root")
+		os.RemoveAll(filepath.Join(filepath.Dir(filepath.Dir(dir)), "staged"))
+	}
+
+	// Not complete (Dovecot's configuration unreadable): what was staged
+	// for other paths stays, in the manifest too.
+	cert2, key2 := testPair(t, "mail.example.org")
+	certbotLayout(t, dir, "mail.example.org", cert2, key2)
+	const le2 = "/etc/letsencrypt/live/mail.example.org/"
+	both := append(slices.Clone(pairs), Pair{le2 + "fullchain.pem", le2 + "privkey.pem"})
+	if _, err := Stage(root, Dir, a, both, true, log); err != nil {
+		t.Fatal(err)
+	}
+	m, err = Stage(root, Dir, a, pairs, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := ReadManifest(root, Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rm.Copy(le2 + "privkey.pem"); !ok || len(m.Files) != 4 {
+		t.Errorf("incomplete staging dropped the other copies: %+v", rm.Files)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, Dir))
+	if len(entries) != 5 {
+		t.Errorf("staging directory after an incomplete run: %d files, want 4 copies and the manifest", len(entries))
+	}
 }

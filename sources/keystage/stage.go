@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/mailautoconf/mailautoconf/sources/certs"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
@@ -36,14 +37,20 @@ type staged struct {
 // whose certificate parses and whose key file holds the key matching it,
 // and of such a file only the certificates or that key. The directory is
 // created if needed, mode 0700 and owned by the account; each copy is
-// mode 0400 and owned by the account. Copies no pair needs any longer are
-// removed. A pair that cannot be staged is logged and skipped; the error
-// is for the directory itself.
+// mode 0400 and owned by the account. When complete is set (pairs are
+// all the configuration names), copies no pair needs any longer are
+// removed; otherwise (Dovecot's configuration could not be read) the
+// copies staged before for other paths are kept and stay in the manifest.
+// A pair that cannot be staged is logged and skipped; the error is for
+// the directory itself.
 //
 // Stage runs as root in a directory the account owns, so it never follows
 // a link there: the copies are written through an os.Root, created
-// exclusively and renamed into place.
-func Stage(root hostfs.Root, dir string, a *Account, pairs []Pair, log *slog.Logger) (*Manifest, error) {
+// exclusively and renamed into place. It takes no directory that holds
+// files it did not make, or that someone other than root or the account
+// owns, and removes nothing but its own files. It reads the certificate
+// and key files as root: only regular files of at most certs.MaxFileSize.
+func Stage(root hostfs.Root, dir string, a *Account, pairs []Pair, complete bool, log *slog.Logger) (*Manifest, error) {
 	byPath := map[string]*staged{}
 	var order []string
 	add := func(p, certPath string) *staged {
@@ -81,7 +88,7 @@ func Stage(root hostfs.Root, dir string, a *Account, pairs []Pair, log *slog.Log
 			log.Warn("not staged: the certificate cannot be used", "cert", pr.Cert, "err", err)
 			continue
 		}
-		data, err := root.ReadFile(pr.Key)
+		data, err := root.ReadRegular(pr.Key, certs.MaxFileSize)
 		if err != nil {
 			log.Warn("not staged: the private key cannot be read", "key", pr.Key, "err", err)
 			continue
@@ -112,6 +119,24 @@ func Stage(root hostfs.Root, dir string, a *Account, pairs []Pair, log *slog.Log
 	}
 	defer d.Close()
 	keep := map[string]bool{ManifestName: true}
+	if !complete {
+		// Keep what was staged for the paths this run does not know about.
+		old, err := ReadManifest(root, dir)
+		if err != nil {
+			log.Warn("the previous staged copies cannot be kept", "err", err)
+		}
+		for _, f := range old.Files {
+			if _, replaced := byPath[f.Path]; replaced || keep[f.Copy] {
+				continue
+			}
+			if fi, err := d.Lstat(f.Copy); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			keep[f.Copy] = true
+			m.Files = append(m.Files, f)
+			log.Info("kept the copy staged before", "file", f.Path)
+		}
+	}
 	for _, p := range order {
 		s := byPath[p]
 		data, err := s.encode()
@@ -144,7 +169,7 @@ func Stage(root hostfs.Root, dir string, a *Account, pairs []Pair, log *slog.Log
 		return m, fmt.Errorf("%s: %w", dir, err)
 	}
 	for _, n := range names {
-		if !keep[n] {
+		if !keep[n] && ours(n) {
 			if err := d.Remove(n); err != nil {
 				log.Warn("cannot remove a stale staged file", "file", path.Join(dir, n), "err", err)
 			} else {
@@ -173,16 +198,31 @@ func (s *staged) encode() ([]byte, error) {
 }
 
 // openDir opens (creating it if needed) the staging directory as an
-// os.Root, mode 0700 and owned by the account. A link in its place is
-// refused.
+// os.Root, mode 0700 and owned by the account. dir is a host path under
+// root (never above it); its parents' links are resolved under root, a
+// link in its own place is refused. An existing directory is taken only
+// when root or the account owns it and it holds nothing but what Stage
+// writes: --dir naming a directory in use must not empty it or hand it
+// to the account.
 func openDir(root hostfs.Root, dir string, a *Account) (*os.Root, error) {
-	real := filepath.Join(root.Dir(), filepath.FromSlash(dir))
+	if !path.IsAbs(dir) {
+		return nil, fmt.Errorf("%s: not an absolute path", dir)
+	}
+	dir = path.Clean(dir) // "/../x" is "/x": never above root
+	if dir == "/" {
+		return nil, fmt.Errorf("%s: not a staging directory", dir)
+	}
+	parent, err := root.Resolve(path.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	real := filepath.Join(parent, path.Base(dir))
 	fi, err := os.Lstat(real)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Outside systemd (no RuntimeDirectory=): the parents must let the
 		// account through.
-		if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return nil, err
 		}
 		if err := os.Mkdir(real, 0o700); err != nil {
@@ -199,13 +239,39 @@ func openDir(root hostfs.Root, dir string, a *Account) (*os.Root, error) {
 	}
 	f, err := d.Open(".")
 	if err == nil {
-		err = errors.Join(f.Chown(a.UID, a.GIDs[0]), f.Chmod(0o700), f.Close())
+		err = checkDir(f, dir, a)
+		if err == nil {
+			err = errors.Join(f.Chown(a.UID, a.GIDs[0]), f.Chmod(0o700))
+		}
+		err = errors.Join(err, f.Close())
 	}
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return d, nil
+}
+
+// checkDir refuses the open directory f unless root or the account owns
+// it and every name in it is one Stage writes.
+func checkDir(f *os.File, dir string, a *Account) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || (st.Uid != 0 && int(st.Uid) != a.UID) {
+		return fmt.Errorf("not taken as the staging directory: it is %s, not root's or %s's", a.describe(fi), a.Name)
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !ours(n) {
+			return fmt.Errorf("not taken as the staging directory: it holds %q, which stage-keys did not write", path.Join(dir, n))
+		}
+	}
+	return nil
 }
 
 // writeFile replaces name in d with data, mode 0400, owned by the account.
