@@ -21,7 +21,8 @@
 # Exits non-zero when a check fails. Needs root, Go, git, debootstrap,
 # systemd-nspawn (systemd-container) and nsenter (util-linux); without them,
 # or when the container cannot boot, it fails with CI=true and skips (exit 0)
-# otherwise. Takes about 6 to 8 minutes on 2 cores, most of it debootstrap.
+# otherwise. Takes 4 to 7 minutes on 2 cores (more when the machine is
+# busy), most of it debootstrap; the packages build meanwhile.
 #
 # BOOT_TEST_KEEP=1 leaves the container's directory in place (it is still
 # shut down); BOOT_TEST_MIRROR overrides the Debian mirror.
@@ -66,13 +67,21 @@ work=$(mktemp -d /var/tmp/mailautoconf-boot-test.XXXXXX)
 root=$work/root
 nspawn_pid=
 leader=
+build_pid=
 
 # cleanup shuts the container down, waits for it (bounded), kills what is
 # left by PID, unmounts the tmpfs and removes the directory: on success, on a
 # failed check and on an interrupt alike.
 cleanup() {
 	local rc=$? i
+	set +e
 	trap - EXIT INT TERM
+	if [ -n "$build_pid" ]; then
+		# Its timeout processes pass the signal on to go.
+		pkill -TERM -P "$build_pid" 2>/dev/null
+		kill -TERM "$build_pid" 2>/dev/null
+		wait "$build_pid" 2>/dev/null
+	fi
 	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
 		echo "--- boot-test: shutting the container down"
 		# systemd-nspawn turns SIGTERM into an orderly shutdown of PID 1.
@@ -101,7 +110,7 @@ cleanup() {
 		echo "--- boot-test: kept $work (BOOT_TEST_KEEP=1)"
 	else
 		mountpoint -q "$work" 2>/dev/null && umount -l "$work"
-		rm -rf "$work"
+		rm -rf --one-file-system "$work"
 	fi
 	echo "--- boot-test: finished in $(elapsed), exit $rc"
 	exit "$rc"
@@ -118,32 +127,33 @@ if [ "${avail_kb:-0}" -gt $((4 * 1024 * 1024)) ]; then
 fi
 mkdir -p "$root" "$work/pkg"
 
-step "build the packages (Makefile's commands, into $work/pkg)"
 version=$(sh packaging/version.sh)
 # Higher for both dpkg and rpm: an added +component sorts after its absence.
 upgrade_version=${version}+boottest
 arch=$(go env GOARCH)
-export SOURCE_DATE_EPOCH
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
-maintainer='mailautoconf maintainers <maintainers@mailautoconf.invalid>'
-# nfpm.yaml names its inputs under dist/build/; point them at a private
-# directory so that a concurrent "make packages" is not disturbed.
-sed "s|dist/build/|$work/build/|g" packaging/nfpm.yaml >"$work/nfpm.yaml"
-mkdir -p "$work/build"
-gzip -9n <packaging/mailautoconf.8 >"$work/build/mailautoconf.8.gz"
-for v in "$version" "$upgrade_version"; do
-	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w -X main.version=$v" \
-		-o "$work/build/$arch/mailautoconf" ./cmd/mailautoconf
-	sh packaging/changelog.sh "$v-1" "$maintainer" >"$work/build/changelog.yml"
-	for fmt in deb rpm; do
-		ARCH=$arch VERSION=$v MAINTAINER=$maintainer go tool nfpm package -p "$fmt" -f "$work/nfpm.yaml" -t "$work/pkg/" >/dev/null
+# build_packages makes the .deb and .rpm of VERSION and UPGRADE_VERSION in
+# $work/pkg, with the Makefile's commands. nfpm.yaml names its inputs under
+# dist/build/; they go to a private directory instead, so that a concurrent
+# "make packages" is not disturbed.
+build_packages() {
+	export SOURCE_DATE_EPOCH
+	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+	local maintainer='mailautoconf maintainers <maintainers@mailautoconf.invalid>' v fmt
+	sed "s|dist/build/|$work/build/|g" packaging/nfpm.yaml >"$work/nfpm.yaml"
+	mkdir -p "$work/build"
+	gzip -9n <packaging/mailautoconf.8 >"$work/build/mailautoconf.8.gz"
+	for v in "$version" "$upgrade_version"; do
+		CGO_ENABLED=0 GOOS=linux GOARCH=$arch timeout 600 go build -trimpath -ldflags "-s -w -X main.version=$v" \
+			-o "$work/build/$arch/mailautoconf" ./cmd/mailautoconf || return 1
+		sh packaging/changelog.sh "$v-1" "$maintainer" >"$work/build/changelog.yml" || return 1
+		for fmt in deb rpm; do
+			ARCH=$arch VERSION=$v MAINTAINER=$maintainer timeout 300 go tool nfpm package -p "$fmt" -f "$work/nfpm.yaml" -t "$work/pkg/" || return 1
+		done
 	done
-done
-ls -1 "$work/pkg"
-deb=$(ls "$work"/pkg/mailautoconf_"$version"-1_*.deb)
-deb2=$(ls "$work"/pkg/mailautoconf_"$upgrade_version"-1_*.deb)
-rpm=$(ls "$work"/pkg/mailautoconf-"$version"-1.*.rpm)
-rpm2=$(ls "$work"/pkg/mailautoconf-"$upgrade_version"-1.*.rpm)
+}
+step "build the packages $version and $upgrade_version (in the background, into $work/pkg)"
+build_packages >"$work/build.log" 2>&1 &
+build_pid=$!
 
 # mirror is the Debian archive apt uses here (deb822 .sources or a
 # one-line sources.list entry for the suite), else deb.debian.org.
@@ -175,6 +185,20 @@ timeout 900 chroot "$root" /debootstrap/debootstrap --second-stage >>"$work/debo
 rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/dpkg/dpkg.cfg.d/boot-test-unsafe-io"
 rm -rf "$root"/var/cache/apt/archives/*.deb
 
+step "wait for the packages"
+build_rc=0
+wait "$build_pid" || build_rc=$?
+build_pid=
+[ "$build_rc" -eq 0 ] || {
+	cat "$work/build.log"
+	die "building the packages failed (log above)"
+}
+ls -1 "$work/pkg"
+deb=$(ls "$work"/pkg/mailautoconf_"$version"-1_*.deb)
+deb2=$(ls "$work"/pkg/mailautoconf_"$upgrade_version"-1_*.deb)
+rpm=$(ls "$work"/pkg/mailautoconf-"$version"-1.*.rpm)
+rpm2=$(ls "$work"/pkg/mailautoconf-"$upgrade_version"-1.*.rpm)
+
 step "the iRedMail MySQL configuration ($corpus) and an iRedMail-style nginx"
 bash packaging/boot-test/prepare-root.sh "$root" "$corpus"
 mkdir -p "$root/root/boot-test"
@@ -200,15 +224,23 @@ if [ -z "$leader" ]; then
 	tail -30 "$work/console.log"
 	skip "the container did not start (console above)"
 fi
-# in runs a command inside the container, as root, in every namespace of its
+# inside runs a command inside the container, as root, in every namespace of its
 # PID 1, with a clean environment.
-in() {
+inside() {
 	nsenter --target "$leader" --mount --uts --ipc --net --pid --cgroup -- \
 		/usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
 }
-state=$(in timeout 120 systemctl is-system-running --wait 2>&1 || true)
-echo "    systemd in the container: $state (PID 1 is $leader here)"
+# Until systemd has finished booting (running, or degraded with a failed
+# unit), at most 120 s; before its bus is up systemctl cannot connect.
+for i in $(seq 1 240); do
+	state=$(inside timeout 10 systemctl is-system-running 2>&1 || true)
+	case $state in running | degraded | maintenance | stopping | offline) break ;; esac
+	kill -0 "$nspawn_pid" 2>/dev/null || break
+	sleep 0.5
+done
+echo "    systemd in the container: $state after $(elapsed) (PID 1 is $leader here)"
+[ "$state" != degraded ] || inside systemctl --failed --no-legend --no-pager | sed 's/^/    failed: /'
 case $state in
 running | degraded) ;;
 *)
@@ -216,11 +248,11 @@ running | degraded) ;;
 	skip "the container did not boot: systemctl is-system-running says '$state'"
 	;;
 esac
-in ip -brief address | sed 's/^/    network: /'
+inside ip -brief address | sed 's/^/    network: /'
 
 step "checks, inside the container (packaging/boot-test/checks.sh)"
 rc=0
-in timeout 900 bash /root/boot-test/checks.sh \
+inside timeout 900 bash /root/boot-test/checks.sh \
 	"$(basename "$deb")" "$(basename "$deb2")" "$(basename "$rpm")" "$(basename "$rpm2")" \
 	"$version" "$upgrade_version" || rc=$?
 [ "$rc" -ne 124 ] || echo "FAIL  boot-test: checks.sh did not finish within 15 minutes"

@@ -21,6 +21,8 @@ tools=$(grep -rhoE '(testtool|postmaptest)\.Need\([a-zA-Z]+, "[^"]+"' --include=
 	sed 's/.*"\(.*\)"/\1/' | grep -vxE 'mysql|pgsql|ldap|sqlite' | sort -u)
 # What the server harnesses (internal/*test) start or call.
 tools+=$'\n'"mariadbd mariadb-install-db initdb postgres psql slapd slapadd ldapmodify"
+# What packaging/boot-test.sh runs on the host to boot its container.
+tools+=$'\n'"debootstrap systemd-nspawn nsenter"
 bad=0
 for tool in $tools; do
 	pkg=""
