@@ -67,6 +67,8 @@ done < <(go version -m dist/build/amd64/mailautoconf)
 step "package contents"
 want_common='/etc/nginx/templates/mailautoconf.tmpl
 /usr/lib/systemd/system/mailautoconf-https.socket
+/usr/lib/systemd/system/mailautoconf-keys.service
+/usr/lib/systemd/system/mailautoconf-keys.timer
 /usr/lib/systemd/system/mailautoconf.service
 /usr/lib/systemd/system/mailautoconf.socket
 /usr/sbin/mailautoconf
@@ -105,15 +107,16 @@ ok "mailautoconf.8 formats without warnings"
 
 step "systemd-analyze verify (units as shipped, ExecStart pointed at the built binary)"
 mkdir -p "$tmp/units"
-for u in mailautoconf.socket mailautoconf-https.socket mailautoconf.service; do
+for u in mailautoconf.socket mailautoconf-https.socket mailautoconf.service mailautoconf-keys.timer mailautoconf-keys.service; do
 	sed "s|^ExecStart=/usr/sbin/mailautoconf|ExecStart=$PWD/dist/build/$(go env GOARCH)/mailautoconf|" \
 		"packaging/systemd/$u" >"$tmp/units/$u"
 done
 mkdir -p "$tmp/units/mailautoconf.service.d"
 cp packaging/systemd/read-root-only-files.conf "$tmp/units/mailautoconf.service.d/"
-(cd "$tmp/units" && systemd-analyze verify --man=no ./mailautoconf.socket ./mailautoconf-https.socket ./mailautoconf.service) ||
+(cd "$tmp/units" && systemd-analyze verify --man=no ./mailautoconf.socket ./mailautoconf-https.socket ./mailautoconf.service \
+	./mailautoconf-keys.timer ./mailautoconf-keys.service) ||
 	fail "systemd-analyze verify"
-ok "mailautoconf.socket, mailautoconf-https.socket, mailautoconf.service (+ read-root-only-files.conf drop-in)"
+ok "mailautoconf.socket, mailautoconf-https.socket, mailautoconf.service (+ read-root-only-files.conf drop-in), mailautoconf-keys.timer, mailautoconf-keys.service"
 
 step "systemd-analyze security mailautoconf.service (at most $max_exposure)"
 rm -r "$tmp/units/mailautoconf.service.d"
@@ -249,6 +252,8 @@ check_installed() {
 		/usr/lib/systemd/system/mailautoconf.socket 644
 		/usr/lib/systemd/system/mailautoconf-https.socket 644
 		/usr/lib/systemd/system/mailautoconf.service 644
+		/usr/lib/systemd/system/mailautoconf-keys.timer 644
+		/usr/lib/systemd/system/mailautoconf-keys.service 644
 		/usr/share/man/man8/mailautoconf.8.gz 644
 		/usr/share/doc/mailautoconf/copyright 644
 		/usr/share/doc/mailautoconf/changelog.Debian.gz 644
@@ -271,13 +276,16 @@ check_installed() {
 	[ -L /etc/systemd/system/sockets.target.wants/mailautoconf.socket ] || fail "mailautoconf.socket not enabled"
 	[ ! -e /etc/systemd/system/sockets.target.wants/mailautoconf-https.socket ] || fail "mailautoconf-https.socket enabled"
 	ok "mailautoconf.socket enabled, mailautoconf-https.socket not"
+	[ -L /etc/systemd/system/timers.target.wants/mailautoconf-keys.timer ] || fail "mailautoconf-keys.timer not enabled"
+	ok "mailautoconf-keys.timer enabled"
 	if [ "$systemd_running" = no ]; then
 		[ ! -e /run/mailautoconf ] || fail "/run/mailautoconf exists without systemd"
 		ok "nothing started (systemd is not running)"
 	fi
 	runuser -u mailautoconf -- /usr/sbin/mailautoconf help >/dev/null || fail "mailautoconf help as user mailautoconf"
 	ok "/usr/sbin/mailautoconf runs as mailautoconf"
-	systemd-analyze verify /usr/lib/systemd/system/mailautoconf.socket /usr/lib/systemd/system/mailautoconf-https.socket /usr/lib/systemd/system/mailautoconf.service ||
+	systemd-analyze verify /usr/lib/systemd/system/mailautoconf.socket /usr/lib/systemd/system/mailautoconf-https.socket /usr/lib/systemd/system/mailautoconf.service \
+		/usr/lib/systemd/system/mailautoconf-keys.timer /usr/lib/systemd/system/mailautoconf-keys.service ||
 		fail "systemd-analyze verify on the installed units"
 	ok "systemd-analyze verify on the installed units (binary and man page found)"
 }
@@ -290,6 +298,15 @@ dpkg -i --force-confold "$deb"
 check_installed
 grep -q '^# local change' /etc/nginx/templates/mailautoconf.tmpl || fail "the conffile lost a local change on upgrade"
 ok "conffile kept its local change"
+
+step "an upgrade keeps a timer the admin disabled disabled"
+systemctl disable --quiet mailautoconf-keys.timer
+[ ! -e /etc/systemd/system/timers.target.wants/mailautoconf-keys.timer ] || fail "systemctl disable left mailautoconf-keys.timer enabled"
+dpkg -i --force-confold "$deb"
+[ ! -e /etc/systemd/system/timers.target.wants/mailautoconf-keys.timer ] || fail "the upgrade enabled mailautoconf-keys.timer again"
+[ -L /etc/systemd/system/sockets.target.wants/mailautoconf.socket ] || fail "mailautoconf.socket not enabled after the upgrade"
+systemctl enable --quiet mailautoconf-keys.timer
+ok "mailautoconf-keys.timer stayed disabled, the socket enabled"
 
 step "trigger: a group the user lacks is joined when Postfix's files change"
 if getent group postfix >/dev/null && command -v gpasswd >/dev/null; then

@@ -183,6 +183,10 @@ check "mailautoconf.socket enabled and listening ($sock, 127.0.0.1:8470)" \
 	eval '[ "$(systemctl is-enabled mailautoconf.socket)" = enabled ] && systemctl is-active --quiet mailautoconf.socket && [ -S "$sock" ] && listening 8470'
 check "mailautoconf.service not started by the install (it is socket-activated): $(prop mailautoconf.service ActiveState)" \
 	eval '! systemctl is-active --quiet mailautoconf.service'
+check "mailautoconf-keys.timer enabled and active ($(systemctl list-timers --no-legend mailautoconf-keys.timer 2>/dev/null | head -1))" \
+	eval '[ "$(systemctl is-enabled mailautoconf-keys.timer)" = enabled ] && systemctl is-active --quiet mailautoconf-keys.timer'
+check "mailautoconf-keys.service with the daemon idle: succeeds and does not start it" \
+	eval 'quiet timeout 60 systemctl start mailautoconf-keys.service && ! systemctl is-active --quiet mailautoconf.service'
 # README.md: with the include line in place, "nginx -t && systemctl reload
 # nginx" once the package is installed.
 check "nginx -t && systemctl reload nginx, with the template installed" eval 'nginx_ok && quiet systemctl reload nginx.service'
@@ -286,6 +290,11 @@ check "running again ${waited}s after the reload, same process (MainPID $pid -> 
 	eval '[ "$(main_pid)" = "$pid" ] && is_running'
 check "still answering after the reload" served unix example.org
 note "STATUS: $(status_text)"
+pid=$(main_pid)
+t0=$(date +%s)
+check "mailautoconf-keys.service (the twice-daily timer's job) reloads the running daemon (SIGHUP after stage-keys), same process" \
+	eval 'quiet timeout 60 systemctl start mailautoconf-keys.service && until_ok 10 is_running && [ "$(main_pid)" = "$pid" ] && until_ok 5 eval "journal_since $t0 | grep -q SIGHUP"'
+check "still answering after the timer's reload" served unix example.org
 
 # ---------------------------------------------------------------------------
 section "MariaDB stopped: the domains known before are still served"
@@ -463,6 +472,7 @@ check "nothing named mailautoconf left${left:+: $left}" test -z "$left"
 left=$(empty_dirs)
 check "no empty directory left${left:+: $left}" test -z "$left"
 check "user and group mailautoconf removed" eval '! getent passwd mailautoconf >/dev/null && ! getent group mailautoconf >/dev/null'
+check "no mailautoconf timer left (systemctl list-timers --all)" eval '! systemctl list-timers --all --no-legend | grep -q mailautoconf'
 
 # ---------------------------------------------------------------------------
 section "the .rpm's scriptlets against this systemd (Debian's rpm, --nodeps)"
