@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/discover"
+	"github.com/mailautoconf/mailautoconf/internal/tokenbucket"
 )
 
 // Defaults of a MissGuard: with them, requests for names the snapshot
@@ -85,33 +86,13 @@ type MissGuard struct {
 	gens atomic.Uint64 // the last generation handed to a Site
 
 	mu      sync.Mutex
-	first   bucket               // for names seen the first time
-	again   bucket               // reserved for names asked again
+	first   tokenbucket.Bucket   // for names seen the first time
+	again   tokenbucket.Bucket   // reserved for names asked again
 	miss    map[string]time.Time // name → when its negative entry expires
 	hosted  map[string]hostedName
 	asked   map[string]time.Time // names refused or failed → when (see markAsked)
 	asked0  map[string]time.Time // the generation of asked before it
 	flights map[flightKey]*flight
-}
-
-// A bucket is a token bucket.
-type bucket struct {
-	rate, burst float64 // tokens a second, and at most
-	tokens      float64
-	last        time.Time // when tokens was last refilled
-}
-
-// take refills the bucket up to now and takes a token if one is left.
-func (b *bucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // A hostedName is a name a lookup found hosted.
@@ -152,8 +133,8 @@ func NewMissGuard(rate, burst int, ttl time.Duration, capacity int) *MissGuard {
 	firstBurst, firstRate := float64(burst)-againBurst, float64(rate)-againRate
 	return &MissGuard{
 		ttl: ttl, cap: max(capacity, 2), now: time.Now,
-		first:   bucket{rate: firstRate, burst: firstBurst, tokens: firstBurst},
-		again:   bucket{rate: againRate, burst: againBurst, tokens: againBurst},
+		first:   tokenbucket.New(firstRate, firstBurst),
+		again:   tokenbucket.New(againRate, againBurst),
 		miss:    map[string]time.Time{},
 		hosted:  map[string]hostedName{},
 		asked:   map[string]time.Time{},
@@ -198,8 +179,8 @@ func (g *MissGuard) lookup(ctx context.Context, gen uint64, name string,
 		}
 	}
 	admitted := isHosted && now.Before(h.keep) || // 1. found hosted lately
-		g.first.take(now) || // 2. a token of new names'
-		g.askedAgain(name, now) && g.again.take(now) // ...or the reserve
+		g.first.Take(now) || // 2. a token of new names'
+		g.askedAgain(name, now) && g.again.Take(now) // ...or the reserve
 	if !admitted {
 		g.markAsked(name, now)
 		g.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailautoconf/mailautoconf/internal/tokenbucket"
 )
 
 // Signing budget of a process. An RSA-2048 signature costs about 2 ms of
@@ -43,8 +45,8 @@ type limiter struct {
 	mu       sync.Mutex
 	waiting  int
 	maxWait  int
-	address  tokenBucket
-	domain   tokenBucket
+	address  tokenbucket.Bucket
+	domain   tokenbucket.Bucket
 	now      func() time.Time
 	signed   atomic.Int64 // signatures started
 	running  atomic.Int64 // signatures running now
@@ -52,30 +54,12 @@ type limiter struct {
 	refusals atomic.Int64 // acquire calls refused
 }
 
-// A tokenBucket refills rate tokens a second up to burst.
-type tokenBucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 func newLimiter(slots, maxWait int, addrRate, addrBurst, domRate, domBurst float64) *limiter {
 	return &limiter{
 		slots:   make(chan struct{}, slots),
 		maxWait: maxWait,
-		address: tokenBucket{rate: addrRate, burst: addrBurst, tokens: addrBurst},
-		domain:  tokenBucket{rate: domRate, burst: domBurst, tokens: domBurst},
+		address: tokenbucket.New(addrRate, addrBurst),
+		domain:  tokenbucket.New(domRate, domBurst),
 		now:     time.Now,
 	}
 }
@@ -94,9 +78,9 @@ func (l *limiter) acquire(withAddress bool) bool {
 	// requests with addresses must not crowd it out.
 	var ok bool
 	if withAddress {
-		ok = l.waiting < l.maxWait && l.address.take(l.now())
+		ok = l.waiting < l.maxWait && l.address.Take(l.now())
 	} else {
-		ok = l.domain.take(l.now())
+		ok = l.domain.Take(l.now())
 	}
 	if !ok {
 		l.mu.Unlock()
