@@ -23,8 +23,9 @@ import (
 // For a symbolic link it watches the directory of the link and of each
 // target, so that either changing is seen.
 //
-// Events for other files in those directories are ignored, and so are
-// attribute-only changes; a burst of events (an editor's save, a postmap
+// Events for other files in those directories are ignored. A change of
+// mode or owner counts (a lookup file made unreadable is an outage, and
+// readable again its end); a burst of events (an editor's save, a postmap
 // run) ends in one call after a quiet period.
 type Watcher struct {
 	root  hostfs.Root
@@ -172,8 +173,10 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod || !w.matches(ev.Name) {
-				continue // an attribute-only change, or a sibling file
+			// A change of mode or owner counts too: a lookup file made
+			// unreadable, or readable again, changes the snapshot.
+			if !w.matches(ev.Name) {
+				continue // a sibling file
 			}
 			w.log.Debug("file changed", "file", ev.Name, "op", ev.Op.String())
 			settle.Reset(w.quiet) // each event restarts the quiet period

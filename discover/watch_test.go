@@ -168,7 +168,10 @@ func TestWatcher(t *testing.T) {
 	}
 	expect("editor saves main.cf", func() { write("/etc/postfix/main.cf", "b") }, true)
 	expect("a sibling file changes", func() { write("/etc/postfix/other.cf", "b") }, false)
-	expect("chmod only", func() { os.Chmod(filepath.Join(dir, "etc/postfix/main.cf"), 0o600) }, false)
+	// A file made unreadable (or readable again) is a change: item 2 of
+	// issue 11 wants the outage and the recovery seen at once.
+	expect("chmod of a watched file", func() { os.Chmod(filepath.Join(dir, "etc/postfix/main.cf"), 0o600) }, true)
+	expect("chmod of a sibling file", func() { os.Chmod(filepath.Join(dir, "etc/postfix/other.cf"), 0o600) }, false)
 	expect("postmap creates the .db", func() { write("/etc/postfix/vdomains.db", "db") }, true)
 	expect("certbot writes the new archive file", func() { write("/etc/letsencrypt/archive/x/fullchain2.pem", "2") }, false)
 	expect("certbot swaps the live link", func() { link("../../archive/x/fullchain2.pem", "/etc/letsencrypt/live/x/fullchain.pem") }, true)

@@ -137,6 +137,14 @@ type runningDaemon struct {
 // unix socket and an "https" TCP socket, and a NOTIFY_SOCKET.
 func startDaemon(t *testing.T, bin, root string, args ...string) *runningDaemon {
 	t.Helper()
+	return startDaemonWrapped(t, nil, bin, root, args...)
+}
+
+// startDaemonWrapped is startDaemon with bin run through the command wrap
+// (setpriv, to run it as another user), which must exec it in place: the
+// sockets are passed to systemd-socket-activate's child's PID.
+func startDaemonWrapped(t *testing.T, wrap []string, bin, root string, args ...string) *runningDaemon {
+	t.Helper()
 	activate := testtool.Need(t, "systemd-socket-activate")
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "http.sock")
@@ -148,8 +156,8 @@ func startDaemon(t *testing.T, bin, root string, args ...string) *runningDaemon 
 	l.Close() // systemd-socket-activate binds it again
 
 	d := &runningDaemon{done: make(chan struct{}), stderr: &syncBuffer{}, notify: newNotifySocket(t, dir), https: httpsAddr, sock: sock}
-	argv := []string{"-l", sock, "-l", httpsAddr, "--fdname=http:https", "-E", "NOTIFY_SOCKET=" + d.notify.path,
-		bin, "serve", "--root", root, "-v"}
+	argv := []string{"-l", sock, "-l", httpsAddr, "--fdname=http:https", "-E", "NOTIFY_SOCKET=" + d.notify.path}
+	argv = append(append(argv, wrap...), bin, "serve", "--root", root, "-v")
 	d.cmd = exec.Command(activate, append(argv, args...)...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.Stdout = d.stderr
@@ -516,7 +524,7 @@ func TestDaemon(t *testing.T) {
 			t.Errorf("known domain while the database is down: %d\n%s", code, body)
 		}
 		// A refresh while it is down carries the known domains forward.
-		_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=database unreachable, serving 2 known domains")
+		_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=domain table unreachable (", "serving 2 known domains")
 		for _, u := range []string{autoconfigURL, newURL} {
 			if code, body := d.get(t, u); code != 200 {
 				t.Errorf("%s after a refresh without the database: %d\n%s", u, code, body)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/internal/mariadbtest"
 	"github.com/mailautoconf/mailautoconf/internal/pgtest"
+	"github.com/mailautoconf/mailautoconf/internal/postmaptest"
 	"github.com/mailautoconf/mailautoconf/internal/slapdtest"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/serve"
@@ -212,7 +215,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 			res, wg := d.load(4, urls, stop, nil)
 			time.Sleep(500 * time.Millisecond)
 			stopServer()
-			_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=database unreachable, serving 3 known domains")
+			_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=domain table unreachable (", "serving 3 known domains")
 			time.Sleep(500 * time.Millisecond) // more refreshes while it is down
 			restartServer()
 			_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=serving 3 domains")
@@ -936,9 +939,239 @@ func TestFaultDatabaseDownAtStart(t *testing.T) {
 			t.Errorf("%s with the %s server down at start: %d\n%s", dom, server.name, code, body)
 		}
 	}
-	d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=database unreachable, serving 3 known domains")
+	d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=domain table unreachable (", "serving 3 known domains")
 	if !d.logged(2*time.Second, "tables unreachable at start") {
 		t.Errorf("the log does not say the saved domains are served")
 	}
 	restartServer()
+}
+
+// startAsService starts the daemon under systemd-socket-activate as the
+// service user (uid and gid serviceUID), with the supplementary groups
+// gids only, and lets that user reach the NOTIFY_SOCKET: as root the test
+// could read any file, and a mode would prove nothing.
+func startAsService(t *testing.T, setpriv, bin, root string, gids []int, args ...string) *runningDaemon {
+	t.Helper()
+	u := strconv.Itoa(serviceUID)
+	wrap := []string{setpriv, "--reuid=" + u, "--regid=" + u, "--clear-groups"}
+	if len(gids) > 0 {
+		var gs []string
+		for _, g := range gids {
+			gs = append(gs, strconv.Itoa(g))
+		}
+		wrap[len(wrap)-1] = "--groups=" + strings.Join(gs, ",")
+	}
+	d := startDaemonWrapped(t, append(wrap, "--"), bin, root, args...)
+	// The daemon starts at the first request, after this.
+	for p := filepath.Dir(d.notify.path); len(p) > len(os.TempDir()); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(d.notify.path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestFaultUnreadableTable: the daemon, run as an unprivileged service
+// user, serves a host whose virtual_mailbox_domains is a texthash: or
+// hash: file of 3 domains. Under load from 4 clients the file becomes
+// unreadable to it: chmod 0600 (root's), or (group) the file is
+// root:G 0640 and the daemon restarts without G, as after the service
+// user was taken out of G. No request fails: the 3 domains are still
+// answered, STATUS says the table is unreachable, the log names the file
+// with the permission hint. A domain added meanwhile is not known until
+// the file is readable again (chmod 0644), then it is served and STATUS
+// is back to "serving".
+func TestFaultUnreadableTable(t *testing.T) {
+	testtool.NeedRoot(t, "a table the service user cannot read")
+	setpriv := testtool.Need(t, "setpriv")
+	testtool.Need(t, "systemd-socket-activate")
+	bin := buildDaemon(t)
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		tablePath = "/etc/postfix/vdomains"
+		group     = 4242 // a group the service user reads the table through
+	)
+	for _, tc := range []struct {
+		name, typ string
+		group     bool // lose the group across a restart, not chmod 0600
+	}{
+		{"chmod-texthash", "texthash", false},
+		{"chmod-hash", "hash", false},
+		{"group-texthash", "texthash", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			postmap := ""
+			if tc.typ == "hash" {
+				postmap = postmaptest.Need(t, "hash")
+			}
+			start := time.Now()
+			root, err := os.MkdirTemp("", "mailautoconf-unreadable-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(root) })
+			if err := os.Chmod(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mailHost(t, root, "unused")
+			mainCF := filepath.Join(root, "etc/postfix/main.cf")
+			b, err := os.ReadFile(mainCF)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeTestFile(t, mainCF, strings.Replace(string(b), "mysql:/etc/postfix/sql/domains.cf", tc.typ+":"+tablePath, 1))
+			// The certificate is not what this test is about: let the
+			// service user read it.
+			archive := filepath.Join(root, "etc/letsencrypt/archive/mail.example.com")
+			for _, f := range []string{"fullchain1.pem", "privkey1.pem"} {
+				if err := os.Chmod(filepath.Join(archive, f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			table := filepath.Join(root, tablePath)
+			files := []string{table}
+			if postmap != "" {
+				files = append(files, table+".db")
+			}
+			// setTable writes the table in place (its owner and mode
+			// stay) and compiles it as an admin does.
+			setTable := func(domains ...string) {
+				t.Helper()
+				var text strings.Builder
+				for _, dom := range domains {
+					text.WriteString(dom + " OK\n")
+				}
+				if err := os.WriteFile(table, []byte(text.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if postmap != "" {
+					if out, err := exec.Command(postmap, tc.typ+":"+table).CombinedOutput(); err != nil {
+						t.Fatalf("postmap: %v\n%s", err, out)
+					}
+				}
+			}
+			setMode := func(gid int, mode os.FileMode) {
+				t.Helper()
+				for _, f := range files {
+					if err := errors.Join(os.Chown(f, 0, gid), os.Chmod(f, mode)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			setTable("example.com", "example.net", "example.org")
+
+			var d *runningDaemon
+			var next int
+			if !tc.group {
+				setMode(0, 0o644)
+				// No refresh timer: the watcher alone must see the
+				// file made unreadable and readable again.
+				d = startAsService(t, setpriv, bin, root, nil, "--refresh", "0")
+				if code, body := d.get(t, autoconfigURL); code != 200 {
+					t.Fatalf("first request: %d\n%s", code, body)
+				}
+				_, next = d.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=serving 3 domains")
+			} else {
+				// The first daemon reads the table through the group and
+				// saves its snapshot; the restarted one has lost the group.
+				setMode(group, 0o640)
+				state, err := os.MkdirTemp("", "mailautoconf-unreadable-state-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(state) })
+				if err := os.Chown(state, serviceUID, serviceUID); err != nil {
+					t.Fatal(err)
+				}
+				first := startAsService(t, setpriv, bin, root, []int{group}, "--state-dir", state)
+				if code, body := first.get(t, autoconfigURL); code != 200 {
+					t.Fatalf("first daemon, with the group: %d\n%s", code, body)
+				}
+				first.notify.wait(t, 0, 5*time.Second, "READY=1", "STATUS=serving 3 domains")
+				if !first.logged(5*time.Second, "snapshot saved") {
+					t.Fatalf("the snapshot was not saved\n%s", first.stderr.String())
+				}
+				interruptDaemon(t, first)
+				d = startAsService(t, setpriv, bin, root, nil, "--state-dir", state, "--refresh", "200ms")
+				restartAt := time.Now()
+				if code, body := d.get(t, autoconfigURL); code != 200 {
+					t.Fatalf("first request after the restart without the group: %d\n%s", code, body)
+				}
+				t.Logf("restart without the group: first answer 200 in %v", time.Since(restartAt).Round(time.Millisecond))
+			}
+
+			var urls []string
+			for _, dom := range []string{"example.com", "example.net", "example.org"} {
+				urls = append(urls, "http://autoconfig."+dom+"/mail/config-v1.1.xml?emailaddress=fred%40"+dom,
+					"http://autodiscover."+dom+"/autodiscover/autodiscover.json/v1.0/fred@"+dom+"?Protocol=AutodiscoverV1")
+			}
+			stop := make(chan struct{})
+			res, wg := d.load(4, urls, stop, nil)
+			var stopOnce sync.Once
+			stopLoad := func() {
+				stopOnce.Do(func() { close(stop) })
+				wg.Wait()
+			}
+			t.Cleanup(func() { // before the daemon's cleanup: a failure stops the load too
+				stopLoad()
+				if t.Failed() {
+					t.Logf("load: %d requests, %d failed; first: %s", res.total.Load(), res.failed.Load(), res.firstFailure)
+				}
+			})
+			time.Sleep(500 * time.Millisecond)
+
+			lostAt := time.Now()
+			if !tc.group {
+				setMode(0, 0o600)
+			}
+			_, next = d.notify.wait(t, next, 5*time.Second, "STATUS=domain table unreachable (", "serving 3 known domains")
+			degraded := time.Since(lostAt)
+			if !d.logged(2*time.Second, tablePath+": permission denied", "run it with those supplementary groups") {
+				t.Errorf("the log does not name %s with the permission hint", tablePath)
+			}
+			if !tc.group && !d.logged(2*time.Second, "serving the 3 domains it listed before until it can be read") {
+				t.Errorf("the log does not say the 3 domains are kept")
+			}
+			if tc.group && !d.logged(2*time.Second, "tables unreachable at start") {
+				t.Errorf("the log does not say the saved domains are served")
+			}
+
+			// A domain added while the table cannot be read is not known,
+			// and the 3 others are still answered.
+			setTable("example.com", "example.net", "example.org", "new.example")
+			time.Sleep(500 * time.Millisecond) // the watcher's rebuild, and refreshes
+			newURL := "http://autoconfig.new.example/mail/config-v1.1.xml?emailaddress=a%40new.example"
+			if code, _ := d.get(t, newURL); code != 404 {
+				t.Errorf("a domain added to the unreadable table: %d, want 404 (does the daemon run as root?)", code)
+			}
+			if msg := d.notify.all(); !strings.Contains(msg[len(msg)-1], "serving 3 known domains") {
+				t.Errorf("STATUS while unreadable: %q", msg[len(msg)-1])
+			}
+
+			readableAt := time.Now()
+			setMode(0, 0o644)
+			d.notify.wait(t, next, 5*time.Second, "STATUS=serving 4 domains")
+			d.eventually(t, newURL, 3*time.Second, "the added domain served", func(code int, _ string) bool { return code == 200 })
+			recovered := time.Since(readableAt)
+			time.Sleep(300 * time.Millisecond)
+			stopLoad()
+			if n := res.failed.Load(); n > 0 {
+				t.Errorf("%d of %d requests failed; first: %s", n, res.total.Load(), res.firstFailure)
+			}
+			if res.total.Load() < 200 {
+				t.Errorf("only %d requests were made", res.total.Load())
+			}
+			how := fmt.Sprintf("STATUS degraded %v after the chmod 0600", degraded.Round(time.Millisecond))
+			if tc.group {
+				how = "STATUS degraded from the restart on"
+			}
+			t.Logf("%s: %d requests, %d failed; %s, the added domain served %v after chmod 0644; test %v",
+				tc.name, res.total.Load(), res.failed.Load(), how, recovered.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		})
+	}
 }

@@ -45,7 +45,9 @@ func statusLine(site *serve.Site, err error, fb *fallback) string {
 	case err != nil:
 		s = "reload failed, serving previous snapshot: " + oneLine(err.Error())
 	case len(snap.Unreachable()) > 0:
-		s = fmt.Sprintf("database unreachable, serving %d known domains, %d endpoints", snap.NumDomains(), len(snap.Endpoints()))
+		// A database that is down, or a lookup file that cannot be read.
+		s = fmt.Sprintf("domain table unreachable (%s), serving %d known domains, %d endpoints",
+			strings.Join(snap.Unreachable(), ", "), snap.NumDomains(), len(snap.Endpoints()))
 	default:
 		s = fmt.Sprintf("serving %d domains, %d endpoints", snap.NumDomains(), len(snap.Endpoints()))
 	}
