@@ -40,6 +40,13 @@ type Result struct {
 	Status Status `json:"status"` // "ok", "warn" or "FAIL"
 	Detail string `json:"detail"` // what was found
 	Fix    string `json:"fix,omitempty"`
+	// The per-client results (Group "client") also say which client and
+	// domain, the URL the client uses (or the first it tries), and what it
+	// is told there.
+	Client string `json:"client,omitempty"`
+	Domain string `json:"domain,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Told   string `json:"told,omitempty"`
 }
 
 // A Target is a domain to check, with the address to ask the discovery
@@ -84,7 +91,8 @@ type run struct {
 }
 
 // Run performs every check and returns the results in a fixed order: the
-// domain sources' warnings, DNS, then HTTPS, then the mail endpoints. It fails only when the snapshot
+// domain sources' warnings, DNS, then HTTPS, then the mail endpoints, then
+// one result per client and domain (Group "client"). It fails only when the snapshot
 // cannot give the records to check (no host name).
 func Run(ctx context.Context, opt Options) ([]Result, error) {
 	r, err := newRun(opt)
@@ -104,14 +112,21 @@ func Run(ctx context.Context, opt Options) ([]Result, error) {
 			Detail: "Apple profiles are served unsigned (iOS and macOS show them as not verified): " + why}))
 	}
 	probes := append(r.httpsJobs(), r.mailJobs()...)
+	probes = append(probes, r.clientJobs()...)
 	if dead := r.resolverAlive(ctx); dead != nil {
 		// Every DNS check, and every probe of a name, would fail the
 		// same way: one result says it, and names what went unchecked.
 		before := len(probes)
+		probes = slices.DeleteFunc(probes, func(j job) bool { return j.client })
+		walks := before - len(probes)
+		before = len(probes)
 		probes = slices.DeleteFunc(probes, func(j job) bool { return j.resolves })
 		dead.Detail += "; not checked: the DNS records"
 		if n := before - len(probes); n > 0 {
 			dead.Detail += fmt.Sprintf(", and the %d discovery URLs and mail ports whose names it would resolve", n)
+		}
+		if walks > 0 {
+			dead.Detail += fmt.Sprintf(", and the %d per-client lookups", walks)
 		}
 		jobs = append(jobs, constant(*dead))
 	} else {
@@ -161,7 +176,10 @@ type job struct {
 	// resolves is true for a probe that resolves a name with the run's
 	// resolver before it connects (no --connect address stands in).
 	resolves bool
-	run      func(ctx context.Context) []Result
+	// client is true for a client's walk, which looks names up (the MX,
+	// the SRV record) whatever --connect says.
+	client bool
+	run    func(ctx context.Context) []Result
 }
 
 func constant(res ...Result) job {

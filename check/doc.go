@@ -16,7 +16,14 @@
 //     TLS or STARTTLS exactly as advertised, the certificate verified for the
 //     advertised host name and not expiring within 14 days, the greeting, and
 //     a password mechanism offered once TLS is up. It never logs in and never
-//     sends a password.
+//     sends a password;
+//   - each client's own lookup order (clients.go): Thunderbird, Thunderbird
+//     for Android (with their MX fallback), Outlook and the Apple profile
+//     the settings page links, one result per client and domain (Group
+//     "client") naming the first URL that gives the client its settings and
+//     what it is told, or why none does and the cheapest fix. A client's
+//     URLs are requested concurrently, as Thunderbird does; the order only
+//     says which answer wins.
 //
 // Every network step has a deadline (Options.Timeout), the whole run one
 // more (Options.Total), and probes run concurrently (Options.Concurrency),

@@ -90,6 +90,68 @@ func (r *run) httpsJobs() []job {
 	return jobs
 }
 
+// An answer is what a web server answered to one request.
+type answer struct {
+	status   int
+	body     []byte // at most maxAnswer bytes
+	location string // the Location header of a redirect not followed
+	tls      *tls.ConnectionState
+}
+
+// request sends one request (body nil for none) through the run's
+// overrides and reads the answer. The host (the URL's) is resolved first,
+// unless --connect names where to dial, so that a name that does not
+// resolve (or a resolver that does not answer) is told apart from a web
+// server that does not answer: that error is a *net.DNSError. A
+// certificate the roots do not vouch for for the host is a *certError.
+// Redirects are followed only when follow is true.
+func (r *run) request(ctx context.Context, method, rawURL string, body []byte, follow bool) (*answer, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	host := u.Hostname()
+	if r.target(host, port) == net.JoinHostPort(host, port) {
+		if _, err := r.lookupHost(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	}
+	req.Header.Set("User-Agent", "mailautoconf-check")
+	client := r.client()
+	if !follow {
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	a := &answer{status: resp.StatusCode, tls: resp.TLS, location: resp.Header.Get("Location")}
+	a.body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return a, fmt.Errorf("reading the answer: %w", err)
+	}
+	return a, nil
+}
+
 // fetch requests one discovery URL and judges the certificate and the
 // answer.
 func (r *run) fetch(ctx context.Context, c httpsCheck) []Result {
@@ -97,36 +159,19 @@ func (r *run) fetch(ctx context.Context, c httpsCheck) []Result {
 	defer cancel()
 	name := c.method + " " + strings.SplitN(c.url, "?", 2)[0]
 	res := Result{Group: "https", Name: name}
-	var body io.Reader
-	if c.body != nil {
-		body = bytes.NewReader(c.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, c.method, c.url, body)
-	if err != nil {
-		res.Status, res.Detail = Fail, err.Error()
-		return []Result{res}
-	}
-	if c.body != nil {
-		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	}
-	req.Header.Set("User-Agent", "mailautoconf-check")
 	where := "the certificate the web server presents for " + c.host
-	// Resolve first, so that a name that does not resolve (or a resolver
-	// that does not answer) is told apart from a web server that does not.
-	if r.target(c.host, "443") == net.JoinHostPort(c.host, "443") {
-		if _, err := r.lookupHost(ctx, c.host); err != nil {
-			msg := describe(err, r.opt.Timeout)
-			var dnsErr *net.DNSError
-			if c.optional && errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-				res.Status, res.Detail = OK, "not served ("+msg+"): fine, clients use autoconfig."+c.host
-				return []Result{res}
-			}
-			res.Status, res.Detail, res.Fix = Fail, msg, reachFix(c.host, msg)
+	ans, err := r.request(ctx, c.method, c.url, c.body, true)
+	var dnsErr *net.DNSError
+	if err != nil && errors.As(err, &dnsErr) {
+		msg := describe(err, r.opt.Timeout)
+		if c.optional && dnsErr.IsNotFound {
+			res.Status, res.Detail = OK, "not served ("+msg+"): fine, clients use autoconfig."+c.host
 			return []Result{res}
 		}
+		res.Status, res.Detail, res.Fix = Fail, msg, reachFix(c.host, msg)
+		return []Result{res}
 	}
-	resp, err := r.client().Do(req)
-	if err != nil {
+	if err != nil && ans == nil {
 		var ce *certError
 		if errors.As(err, &ce) {
 			cert := Result{Group: "https", Name: "certificate " + c.host, Status: Fail}
@@ -150,22 +195,24 @@ func (r *run) fetch(ctx context.Context, c httpsCheck) []Result {
 		}
 		return []Result{res}
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	var out []Result
-	if resp.TLS != nil {
-		out = append(out, r.certResult("https", "certificate "+c.host, c.host, resp.TLS.PeerCertificates, where))
+	if ans.tls != nil {
+		out = append(out, r.certResult("https", "certificate "+c.host, c.host, ans.tls.PeerCertificates, where))
+	}
+	path := c.url
+	if u, perr := url.Parse(c.url); perr == nil {
+		path = u.Path
 	}
 	switch {
 	case err != nil:
-		res.Status, res.Detail, res.Fix = Fail, "reading the answer: "+describe(err, r.opt.Timeout), reachFix(c.host, "")
-	case resp.StatusCode != http.StatusOK && c.optional && resp.StatusCode < 500:
-		res.Status, res.Detail = OK, fmt.Sprintf("not served (HTTP %d): fine, clients use autoconfig.%s", resp.StatusCode, c.host)
-	case resp.StatusCode != http.StatusOK:
-		res.Status, res.Detail = Fail, fmt.Sprintf("HTTP %s", resp.Status)
-		res.Fix = fmt.Sprintf("make the web server for %s pass %s to mailautoconf (serve --listen) with the Host header", c.host, req.URL.Path)
+		res.Status, res.Detail, res.Fix = Fail, "reading the answer: "+describe(errors.Unwrap(err), r.opt.Timeout), reachFix(c.host, "")
+	case ans.status != http.StatusOK && c.optional && ans.status < 500:
+		res.Status, res.Detail = OK, fmt.Sprintf("not served (HTTP %d): fine, clients use autoconfig.%s", ans.status, c.host)
+	case ans.status != http.StatusOK:
+		res.Status, res.Detail = Fail, fmt.Sprintf("HTTP %d %s", ans.status, http.StatusText(ans.status))
+		res.Fix = fmt.Sprintf("make the web server for %s pass %s to mailautoconf (serve --listen) with the Host header", c.host, path)
 	default:
-		if err := c.compare(data); err != nil {
+		if err := c.compare(ans.body); err != nil {
 			res.Status, res.Detail = Fail, err.Error()
 			res.Fix = "make " + c.host + " reach this host's mailautoconf (an old or foreign server answers), and reload it after configuration changes: systemctl reload mailautoconf"
 		} else {
@@ -231,6 +278,7 @@ type acServer struct {
 	Hostname   string `xml:"hostname"`
 	Port       int    `xml:"port"`
 	SocketType string `xml:"socketType"`
+	Username   string `xml:"username"`
 }
 
 // compareAutoconfig checks that an autoconfig document lists exactly the

@@ -7,8 +7,13 @@
 //
 //	autoconfig.<d>.           CNAME  <h>.                  Mozilla autoconfig (HTTPS)
 //	autodiscover.<d>.         CNAME  <h>.                  Outlook Autodiscover (HTTPS)
-//	_autodiscover._tcp.<d>.   SRV    0 0 443 <h>.          Autodiscover by SRV
+//	_autodiscover._tcp.<d>.   SRV    0 0 443 <h>.          Outlook (last step, prompts), Thunderbird's Exchange lookup
 //	_imaps._tcp.<d>. ... _submission._tcp.<d>.  SRV       RFC 6186 / RFC 8314
+//
+// Few clients read the RFC 6186 records: neither Thunderbird (desktop or
+// Android), nor Evolution, Outlook or Apple Mail. The Thunderbirds find
+// the servers through autoconfig.<d> and, failing that, through
+// autoconfig.<base domain of the first MX>; the plan's notes say so.
 //
 // The SRV records follow the snapshot's endpoint order: incoming (IMAP,
 // then POP3) share one priority scale and submission has its own, 0 for

@@ -113,6 +113,7 @@ func For(snap *discover.Snapshot, domains []string) (*Plan, error) {
 	p.Notes = append(p.Notes, fmt.Sprintf("%s. needs A and AAAA records with this host's public addresses (every record below points at it).", host))
 
 	p.Notes = append(p.Notes, "The web server of each domain itself (the apex) must proxy /.well-known/autoconfig/ and /autodiscover/autodiscover.xml to mailautoconf, or refuse them at once (connection refused or 404): never let them hang.")
+	p.Notes = append(p.Notes, "The _imaps, _imap, _pop3s, _pop3, _submissions and _submission SRV records (RFC 6186, RFC 8314) serve the few clients and tools that read them: Thunderbird (desktop and Android), Evolution, Outlook and Apple Mail do not. Those find the servers through autoconfig.<domain> and autodiscover.<domain>, and the Thunderbirds also through the MX (see the suggested MX).")
 
 	eps := Advertised(snap)
 	for _, e := range snap.Endpoints() {
@@ -152,7 +153,7 @@ func domainPlan(d, host string, eps []discover.Endpoint) Domain {
 		dom.Notes = append(dom.Notes, fmt.Sprintf("%s. is also the mail host's name: its A/AAAA records serve mail and the /.well-known/autoconfig/ path alike.", d))
 	}
 	add(Record{Name: "_autodiscover._tcp." + d + ".", Type: "SRV", Priority: 0, Weight: 0, Port: 443, Target: host + ".",
-		Why: "Autodiscover by SRV; the target is the host, not a CNAME (RFC 2782)"})
+		Why: "Outlook's last Autodiscover step (it asks the user first) and Thunderbird's Exchange lookup; the target is the host, not a CNAME (RFC 2782)"})
 
 	type key struct {
 		label, host string
@@ -180,7 +181,7 @@ func domainPlan(d, host string, eps []discover.Endpoint) Domain {
 		}
 	}
 	dom.Suggested = []Record{{Name: d + ".", TTL: TTL, Type: "MX", Priority: 10, Target: host + ".",
-		Why: "if mail for " + d + " comes straight to this host (Thunderbird also derives a fallback autoconfig name from the MX)"}}
+		Why: "if mail for " + d + " comes straight to this host (when autoconfig." + d + " fails, Thunderbird, desktop and Android, tries autoconfig.<base domain of the first MX>, unless that is " + d + " itself)"}}
 	return dom
 }
 

@@ -32,7 +32,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mailautoconf check [flags] [ADDRESS|DOMAIN...]\n\nCheck, as a mail client would, the DNS records, discovery URLs and mail ports of every hosted domain (or each one named). Read-only: never logs in.\n\n")
+		fmt.Fprintf(stderr, "usage: mailautoconf check [flags] [ADDRESS|DOMAIN...]\n\nCheck, as a mail client would, the DNS records, discovery URLs and mail ports of every hosted domain (or each one named), then follow each client's own lookup order (Thunderbird, Thunderbird for Android, Outlook, Apple Mail) and say per client where it finds its settings, or why it finds none and the cheapest fix. Read-only: never logs in.\n\n")
 		fs.PrintDefaults()
 	}
 	var common commonFlags

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,8 @@ func TestCheckCommand(t *testing.T) {
 		"ok    https  GET https://example.net/.well-known/autoconfig/mail/config-v1.1.xml: not served (connection refused)",
 		"FAIL  mail   IMAP mail.example.net:143 (STARTTLS): connection refused. Fix: start Dovecot (systemctl start dovecot)",
 		"FAIL  mail   SMTP mail.example.net:587 (STARTTLS): connection refused. Fix: start Postfix (systemctl start postfix)",
+		"\nPer client (the first way each one finds its settings):\nCLIENT ",
+		"Outlook                  example.net  FAIL    https://autodiscover.example.net/autodiscover/autodiscover.json/v1.0/bob@example.net?Protocol=AutodiscoverV1\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q", want)
@@ -71,10 +74,20 @@ func TestCheckCommand(t *testing.T) {
 		Failed  int  `json:"failed"`
 		Results []struct {
 			Group, Name, Status, Detail, Fix string
+			Client, Domain, URL              string
 		} `json:"results"`
 	}
 	if jerr := json.Unmarshal(stdout.Bytes(), &report); jerr != nil {
 		t.Fatalf("check --json: %v\n%s", jerr, stdout.String())
+	}
+	var clients []string
+	for _, r := range report.Results {
+		if r.Group == "client" && r.Domain == "example.net" && r.URL != "" && r.Status == "FAIL" {
+			clients = append(clients, r.Client)
+		}
+	}
+	if want := []string{"Thunderbird", "Thunderbird for Android", "Outlook", "Apple Mail"}; !slices.Equal(clients, want) {
+		t.Errorf("check --json: failing client results %q, want %q", clients, want)
 	}
 	if err == nil || report.OK || report.Failed == 0 || len(report.Results) < 15 {
 		t.Errorf("check --json: error %v, ok %v, %d failed of %d; want failures", err, report.OK, report.Failed, len(report.Results))
