@@ -56,18 +56,17 @@ type Options struct {
 	// (root running serve by hand): each Certificate tells what this
 	// process reads, not what the service user would.
 	Serving bool
-	// certificatesOnly stops Build after the certificates: see
-	// Certificates.
-	certificatesOnly bool
-	// dovecotErr receives, in certificatesOnly mode, why Dovecot's
-	// configuration cannot be read: Build then goes on with Postfix's.
-	dovecotErr *error
 
 	Log *slog.Logger
 	// Previous is the Snapshot being served, if any. When a database
 	// table cannot be listed, its domains in Previous are carried forward
 	// (with a warning), so a database outage does not drop known domains.
 	Previous *Snapshot
+	// PreviousFunc, when Previous is nil, is called the first time a
+	// table cannot be listed, for the Snapshot whose domains to carry
+	// forward (nil: none): a start reads its saved snapshot only when a
+	// table is down. Build calls it at most once.
+	PreviousFunc func() *Snapshot
 }
 
 // certExpirySoon is how close to its end a certificate draws a warning.
@@ -78,14 +77,45 @@ const certExpirySoon = 14 * 24 * time.Hour
 // a missing Dovecot, an unreachable database or a doubtful certificate are
 // warnings in the Snapshot instead.
 func Build(ctx context.Context, opt Options) (*Snapshot, error) {
+	b := newBuilder(opt)
+	dcErr, err := b.readConfig()
+	if err != nil {
+		return nil, err
+	}
+	if dcErr != nil {
+		return nil, dcErr
+	}
+	b.loadCertificates()
+	b.chooseHostnames()
+	b.checkSigning()
+	b.buildEndpoints()
+	before := len(b.snap.warnings)
+	b.buildDomains(ctx)
+	b.snap.domainWarnings = slices.Clone(b.snap.warnings[before:])
+
+	s := b.snap
+	sort.Strings(s.files)
+	s.files = slices.Compact(s.files)
+	b.sealFingerprint()
+	return s, nil
+}
+
+// newBuilder returns a builder for opt, its defaults filled in.
+func newBuilder(opt Options) *builder {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	b := &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, tableSeen: map[tableUse]bool{}}
+	return &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, tableSeen: map[tableUse]bool{}}
+}
 
+// readConfig reads Postfix's configuration, failing when it is missing or
+// broken, and Dovecot's: dcErr says why Dovecot's cannot be read (a
+// missing Dovecot is a warning, not an error), and then b.dc stays nil.
+func (b *builder) readConfig() (dcErr, err error) {
+	opt := b.opt
 	pfDir := opt.PostfixDir
 	if pfDir == "" {
 		pfDir = defaultPostfixDir(opt.Root)
@@ -106,33 +136,14 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && opt.DovecotConfig == "" && !exists(opt.Root, dcPath):
 		b.warn("no Dovecot configuration at %s: no IMAP or POP3 server to advertise", dcPath)
-	case err != nil && opt.certificatesOnly:
-		// Postfix's certificates are still worth staging (see
-		// Certificates); Dovecot's are not known.
-		*opt.dovecotErr = fmt.Errorf("dovecot: %w", withHint(err))
 	case err != nil:
-		return nil, fmt.Errorf("dovecot: %w", withHint(err))
+		return fmt.Errorf("dovecot: %w", withHint(err)), nil
 	default:
 		b.dc = dc
 		b.read(dc.Files()...)
 		b.snap.globs = dc.Globs()
 	}
-
-	b.loadCertificates()
-	if opt.certificatesOnly {
-		return b.snap, nil // for Certificates
-	}
-	b.chooseHostnames()
-	b.checkSigning()
-	b.buildEndpoints()
-	before := len(b.snap.warnings)
-	b.buildDomains(ctx)
-	b.snap.domainWarnings = slices.Clone(b.snap.warnings[before:])
-
-	s := b.snap
-	sort.Strings(s.files)
-	s.files = slices.Compact(s.files)
-	return s, nil
+	return nil, nil
 }
 
 // builder holds what Build has read so far.
@@ -152,6 +163,9 @@ type builder struct {
 	arena       strings.Builder // holds the domain names; see intern
 	tableSeen   map[tableUse]bool
 	aliasCand   map[string]string // alias domain → target, before both are known hosted
+
+	srcHash   []uint64 // sourceHash of each of snap.sources
+	domainSum uint64   // the fingerprint's share of the domains and alias targets: see putDomain
 }
 
 // tableUse is a lookup table as a source of mailbox or of alias domains.
@@ -167,13 +181,19 @@ const arenaChunk = 64 << 10
 // domain names: a million names are then a few hundred allocations the
 // garbage collector hardly notices, not a million. It relies on a
 // strings.Builder never moving bytes it has written while it has room.
-func (b *builder) intern(name string) string {
+// name is a string, or the bytes of a line read from a file (Restore).
+func intern[S string | []byte](b *builder, name S) string {
 	if b.arena.Cap()-b.arena.Len() < len(name) {
 		b.arena = strings.Builder{}
 		b.arena.Grow(max(arenaChunk, len(name)))
 	}
 	start := b.arena.Len()
-	b.arena.WriteString(name)
+	switch n := any(name).(type) { // resolved when compiled: no conversion, no allocation
+	case string:
+		b.arena.WriteString(n)
+	case []byte:
+		b.arena.Write(n)
+	}
 	return b.arena.String()[start:]
 }
 
@@ -183,6 +203,7 @@ func (b *builder) source(file string) int {
 		return i
 	}
 	b.snap.sources = append(b.snap.sources, file)
+	b.hashSources()
 	b.sourceIndex[file] = len(b.snap.sources) - 1
 	return len(b.snap.sources) - 1
 }

@@ -59,11 +59,11 @@ func (b *builder) addDomain(name string, alias bool, src hostfs.Pos) {
 	info := packDomainInfo(b.source(src.File), src.Line, alias)
 	if prev, ok := b.snap.domains[d]; ok {
 		if prev.alias() && !alias { // a mailbox domain wins over an alias listing
-			b.snap.domains[d] = info
+			b.replaceDomain(d, prev, info)
 		}
 		return
 	}
-	b.snap.domains[b.intern(d)] = info
+	b.putDomain(intern(b, d), info)
 }
 
 func (b *builder) addTable(ctx context.Context, param string, alias bool, t postfix.Table) {
@@ -264,7 +264,7 @@ func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool
 	undo := func() {
 		for name, info := range b.snap.domains {
 			if info == mine {
-				delete(b.snap.domains, name)
+				b.deleteDomain(name, info)
 			}
 		}
 		clear(targets)
@@ -329,7 +329,7 @@ func (b *builder) applyAliases() {
 		_, aliasOK := b.snap.domains[a]
 		_, targetOK := b.snap.domains[target]
 		if aliasOK && targetOK {
-			b.snap.aliasOf[a] = target
+			b.setAlias(a, target)
 		}
 	}
 }
@@ -358,7 +358,7 @@ func (b *builder) tableUnreadable(param, where, file string, alias bool, err err
 // database is down, its file cannot be read), with the lines they were
 // listed at, and returns how many it added.
 func (b *builder) carryForward(source string, alias bool) int {
-	prev := b.opt.Previous
+	prev := b.previous()
 	if prev == nil {
 		return 0
 	}
@@ -369,9 +369,20 @@ func (b *builder) carryForward(source string, alias bool) int {
 		}
 		b.addDomain(name, alias, hostfs.Pos{File: source, Line: i.line()})
 		if target := prev.aliasOf[name]; target != "" {
-			b.snap.aliasOf[name] = target
+			b.setAlias(intern(b, name), intern(b, target))
 		}
 		n++
 	}
 	return n
+}
+
+// previous returns the Snapshot whose domains a table that cannot be
+// listed keeps: Options.Previous, or what Options.PreviousFunc returns,
+// asked once.
+func (b *builder) previous() *Snapshot {
+	if b.opt.Previous == nil && b.opt.PreviousFunc != nil {
+		b.opt.Previous = b.opt.PreviousFunc()
+		b.opt.PreviousFunc = nil
+	}
+	return b.opt.Previous
 }

@@ -1,7 +1,8 @@
 package discover
 
 import (
-	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/certs"
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/keystage"
 )
 
@@ -80,15 +82,16 @@ func (b *builder) serviceAccount() *keystage.Account {
 	return a
 }
 
-// checkSigning fills in each Certificate's SignProblem, KeyCopy and
-// Staged, and warns when no certificate can sign Apple profiles. It runs
-// after chooseHostnames: a certificate must cover the host name.
+// checkSigning fills in each Certificate's SignProblem, KeyCopy, Staged
+// and SelfSigned, and warns when no certificate can sign Apple profiles.
+// It runs after chooseHostnames: a certificate must cover the host name.
 func (b *builder) checkSigning() {
 	all := append(append([]*loadedCert{}, b.pfCerts...), b.dcCerts...)
 	svc := b.serviceAccount()
 	host := b.snap.hostname
 	for i := range b.snap.certs {
 		c, lc := &b.snap.certs[i], all[i]
+		c.SelfSigned = lc.SelfSigned()
 		var notes []string
 		if svc != nil && c.CertCopy == "" {
 			if ok, why, _ := keystage.CanRead(b.opt.Root, c.Path, svc); !ok && why != "" {
@@ -108,21 +111,34 @@ func (b *builder) checkSigning() {
 		case c.SignProblem != "":
 		case keyProblem != "":
 			c.SignProblem = keyProblem
-		case !lc.Covers(host):
-			c.SignProblem = fmt.Sprintf("it does not cover the host name %s", host)
-		case b.opt.Now.After(lc.Leaf.NotAfter):
-			c.SignProblem = fmt.Sprintf("it expired on %s", lc.Leaf.NotAfter.UTC().Format(time.DateOnly))
-			if c.CertCopy != "" {
-				c.SignProblem += " (the copy staged at the last start or reload: if it was renewed since, systemctl reload mailautoconf stages the renewed one)"
-			}
-		case b.opt.Now.Before(lc.Leaf.NotBefore):
-			c.SignProblem = fmt.Sprintf("it is not valid before %s", lc.Leaf.NotBefore.UTC().Format(time.DateOnly))
+		default:
+			c.SignProblem = certProblem(lc.Cert, host, b.opt.Now, c.CertCopy != "")
 		}
 	}
 	if _, why := b.snap.ProfileSigning(); why != "" {
 		b.warn("Apple profiles are served unsigned (iOS and macOS show them as not verified): %s", why)
 	}
 }
+
+// certProblem says why the certificate cannot sign Apple profiles for
+// host at now ("" when it can); staged says it was read from the copy
+// staged at the last start or reload.
+func certProblem(c *certs.Cert, host string, now time.Time, staged bool) string {
+	switch leaf := c.Leaf; {
+	case !c.Covers(host):
+		return fmt.Sprintf("it does not cover the host name %s", host)
+	case now.After(leaf.NotAfter) && staged:
+		return fmt.Sprintf("it expired on %s (the copy staged at the last start or reload: if it was renewed since, systemctl reload mailautoconf stages the renewed one)", leaf.NotAfter.UTC().Format(time.DateOnly))
+	case now.After(leaf.NotAfter):
+		return fmt.Sprintf("it expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly))
+	case now.Before(leaf.NotBefore):
+		return fmt.Sprintf("it is not valid before %s", leaf.NotBefore.UTC().Format(time.DateOnly))
+	}
+	return ""
+}
+
+// noCopyStaged ends the reason of a key this process may not read.
+const noCopyStaged = ", and no copy is staged: restart or reload mailautoconf (its ExecStartPre=+ and ExecReload=+ run mailautoconf stage-keys as root to copy it)"
 
 // checkKey says why the key of c cannot sign ("" when it can), reading
 // the staged copy when this process may not read the key itself (and
@@ -132,22 +148,19 @@ func (b *builder) checkKey(c *Certificate, lc *loadedCert, svc *keystage.Account
 	if c.KeyPath == "" {
 		return "no private key is configured for it", ""
 	}
-	data, err := b.opt.Root.ReadRegular(c.KeyPath, certs.MaxFileSize)
+	_, err := readKey(b.opt.Root, c.KeyPath, lc.Leaf)
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		cp, ok := b.manifest().Copy(c.KeyPath)
 		if !ok {
-			return fmt.Sprintf("private key %v, and no copy is staged: restart or reload mailautoconf (its ExecStartPre=+ and ExecReload=+ run mailautoconf stage-keys as root to copy it)", withHint(err)), ""
+			return fmt.Sprintf("private key %v", withHint(err)) + noCopyStaged, ""
 		}
-		if problem := b.checkCopy(c.KeyPath, cp, lc); problem != "" {
+		if _, problem := readKeyCopy(b.opt.Root, c.KeyPath, cp, lc.Leaf); problem != "" {
 			return problem, ""
 		}
 		c.KeyCopy = cp
 		return "", fmt.Sprintf("private key: this process (uid %d) cannot read it; it reads the copy %s", os.Geteuid(), cp)
 	case err != nil:
-		return fmt.Sprintf("private key %v", err), ""
-	}
-	if _, err := certs.MatchingKey(c.KeyPath, data, lc.Leaf); err != nil {
 		return fmt.Sprintf("private key %v", err), ""
 	}
 	if svc == nil {
@@ -159,29 +172,45 @@ func (b *builder) checkKey(c *Certificate, lc *loadedCert, svc *keystage.Account
 	}
 	cp, staged := b.manifest().Copy(c.KeyPath)
 	if !staged {
-		return fmt.Sprintf("private key: %s, and no copy is staged: restart or reload mailautoconf (its ExecStartPre=+ and ExecReload=+ run mailautoconf stage-keys as root to copy it)", why), ""
+		return "private key: " + why + noCopyStaged, ""
 	}
-	if problem := b.checkCopy(c.KeyPath, cp, lc); problem != "" {
+	if _, problem := readKeyCopy(b.opt.Root, c.KeyPath, cp, lc.Leaf); problem != "" {
 		return problem, ""
 	}
 	return "", fmt.Sprintf("private key: %s; the daemon reads the copy %s", why, cp)
 }
 
-// checkCopy says why the staged copy cp of the key file keyPath cannot
-// sign with the certificate ("" when it can).
-func (b *builder) checkCopy(keyPath, cp string, lc *loadedCert) string {
-	data, err := keystage.ReadCopy(b.opt.Root, cp)
+// readKey reads the key file at host path p and returns its key for leaf.
+func readKey(root hostfs.Root, p string, leaf *x509.Certificate) (crypto.Signer, error) {
+	data, err := root.ReadRegular(p, certs.MaxFileSize)
 	if err != nil {
-		return fmt.Sprintf("private key %s: its staged copy: %v (reload mailautoconf to stage it again)", keyPath, err)
+		return nil, err
 	}
-	if _, err := certs.MatchingKey(cp, data, lc.Leaf); err != nil {
-		return fmt.Sprintf("private key %s: its staged copy %s does not match the certificate (renewed since it was staged?): reload mailautoconf to stage it again", keyPath, cp)
-	}
-	return ""
+	return certs.MatchingKey(p, data, leaf)
 }
 
-// ProfileSigning returns a certificate that can sign Apple profiles (the
-// one valid longest), or why none can: the reason for each certificate.
+// readKeyCopy reads cp, the staged copy of the key file keyPath, and
+// returns its key for leaf, or why it cannot sign with leaf.
+func readKeyCopy(root hostfs.Root, keyPath, cp string, leaf *x509.Certificate) (crypto.Signer, string) {
+	data, err := keystage.ReadCopy(root, cp)
+	if err != nil {
+		return nil, fmt.Sprintf("private key %s: its staged copy: %v (reload mailautoconf to stage it again)", keyPath, err)
+	}
+	key, err := certs.MatchingKey(cp, data, leaf)
+	if err != nil {
+		// Staged before a renewal: never sign with a key that is not
+		// the certificate's; the next reload stages the new one.
+		return nil, fmt.Sprintf("private key %s: its staged copy %s does not match the certificate (renewed since it was staged?): reload mailautoconf to stage it again", keyPath, cp)
+	}
+	return key, ""
+}
+
+// ProfileSigning returns the certificate Apple profiles are signed with,
+// or why none can sign: the reason for each certificate. Of those that
+// can, one a CA issued comes first (a profile signed with it shows as
+// "Verified"; a self-signed one only proves the bytes intact), then the
+// one valid longest. It is the one decision: show, check and STATUS
+// report it, and mobileconfig.NewSigner signs with it (LoadSigningPair).
 func (s *Snapshot) ProfileSigning() (Certificate, string) {
 	var (
 		best    Certificate
@@ -191,14 +220,15 @@ func (s *Snapshot) ProfileSigning() (Certificate, string) {
 	)
 	for _, c := range s.certs {
 		if seen[[2]string{c.Path, c.KeyPath}] {
-			continue
+			continue // Postfix and Dovecot often share one
 		}
 		seen[[2]string{c.Path, c.KeyPath}] = true
 		if c.SignProblem != "" {
 			reasons = append(reasons, fmt.Sprintf("certificate %s: %s", c.Path, c.SignProblem))
 			continue
 		}
-		if !found || c.NotAfter > best.NotAfter {
+		// NotAfter is RFC 3339 in UTC: ordered as a string.
+		if !found || (best.SelfSigned && !c.SelfSigned) || (best.SelfSigned == c.SelfSigned && c.NotAfter > best.NotAfter) {
 			best, found = c, true
 		}
 	}
@@ -209,6 +239,52 @@ func (s *Snapshot) ProfileSigning() (Certificate, string) {
 		return Certificate{}, "Postfix and Dovecot name no certificate that can be read"
 	}
 	return Certificate{}, strings.Join(reasons, "; ")
+}
+
+// LoadSigningPair reads the certificate and key that c, as ProfileSigning
+// chose it, names: the staged copies the Snapshot was built from, if any
+// (this process may not read the originals). It checks them again at now
+// for host, with the reasons ProfileSigning gives: a Snapshot restored at a
+// restart may outlive its certificate or its staged copy. The error reads
+// "certificate <path>: <reason>".
+func LoadSigningPair(root hostfs.Root, c Certificate, host string, now time.Time) (*certs.Cert, crypto.Signer, error) {
+	cert, err := loadCertOrCopy(root, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate %s: %w", c.Path, err)
+	}
+	problem := certProblem(cert, strings.ToLower(strings.TrimSuffix(host, ".")), now, c.CertCopy != "")
+	if problem == "" && c.KeyPath == "" {
+		problem = "no private key is configured for it"
+	}
+	if problem != "" {
+		return nil, nil, fmt.Errorf("certificate %s: %s", c.Path, problem)
+	}
+	var key crypto.Signer
+	if c.KeyCopy != "" {
+		key, problem = readKeyCopy(root, c.KeyPath, c.KeyCopy, cert.Leaf)
+	} else if key, err = readKey(root, c.KeyPath, cert.Leaf); err != nil {
+		problem = fmt.Sprintf("private key %v", withHint(err))
+		if errors.Is(err, fs.ErrPermission) {
+			problem += noCopyStaged
+		}
+	}
+	if problem != "" {
+		return nil, nil, fmt.Errorf("certificate %s: %s", c.Path, problem)
+	}
+	return cert, key, nil
+}
+
+// loadCertOrCopy reads the certificate c names, from the staged copy when
+// the Snapshot was built from that one.
+func loadCertOrCopy(root hostfs.Root, c Certificate) (*certs.Cert, error) {
+	if c.CertCopy == "" {
+		return certs.Load(root, c.Path)
+	}
+	data, err := keystage.ReadCopy(root, c.CertCopy)
+	if err != nil {
+		return nil, fmt.Errorf("its staged copy: %w (reload mailautoconf to stage it again)", err)
+	}
+	return certs.Parse(c.Path, data)
 }
 
 // ErrIncomplete is wrapped by the error of Certificates when Dovecot's
@@ -223,15 +299,14 @@ var ErrIncomplete = errors.New("only Postfix's certificates are known")
 // error wrapping ErrIncomplete and Dovecot's error: a broken dovecot.conf
 // at a restart must not leave the daemon without the keys it signs with.
 func Certificates(opt Options) ([]Certificate, []string, error) {
-	opt.certificatesOnly = true
-	var dcErr error
-	opt.dovecotErr = &dcErr
-	s, err := Build(context.Background(), opt)
+	b := newBuilder(opt)
+	dcErr, err := b.readConfig()
 	if err != nil {
 		return nil, nil, err
 	}
+	b.loadCertificates()
 	if dcErr != nil {
-		return s.certs, s.warnings, fmt.Errorf("%w: %w", ErrIncomplete, dcErr)
+		return b.snap.certs, b.snap.warnings, fmt.Errorf("%w: %w", ErrIncomplete, dcErr)
 	}
-	return s.certs, s.warnings, nil
+	return b.snap.certs, b.snap.warnings, nil
 }

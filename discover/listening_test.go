@@ -16,6 +16,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/listening"
 )
 
@@ -155,7 +156,7 @@ func freePort(t *testing.T) int {
 // and is held back; once a listener opens it, WatchListening sees it.
 func TestHoldBackLive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(listening.DefaultDir, "tcp")); err != nil {
-		t.Skipf("no socket tables: %v", err)
+		testtool.Missing(t, "no socket tables: %v", err)
 	}
 	imap, err := net.Listen("tcp", ":0")
 	if err != nil {

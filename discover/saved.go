@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
 // SavedFile is the name of the saved Snapshot in a state directory.
@@ -55,7 +57,7 @@ type SavedInfo struct {
 	Version string    // the mailautoconf release that wrote it
 	Domains int
 	// Fingerprint identifies the content: two Snapshots with the same
-	// fingerprint tell clients the same (see Fingerprint).
+	// fingerprint tell clients the same (see Snapshot.Fingerprint).
 	Fingerprint uint64
 }
 
@@ -93,39 +95,87 @@ func contentOf(s *Snapshot) savedContent {
 	}
 }
 
-// Fingerprint returns a 64-bit hash of everything a Snapshot would save:
-// the host name, the domains (with their sources, alias flags and
-// targets), the endpoints, certificates, warnings and watched files. It
-// does not depend on the maps' order and allocates nothing per domain, so
-// a refresh of a million domains can tell cheaply that nothing changed.
-// It is stable across runs and releases of the same format: the saved
-// file's fingerprint is compared with a new Snapshot's after a restart.
-func Fingerprint(s *Snapshot) uint64 {
+// The fingerprint (Snapshot.Fingerprint) is a 64-bit hash of everything
+// a Snapshot would save: the host name, the domains (with their sources,
+// alias flags and targets), the endpoints, certificates, warnings and
+// watched files. It is the sum of one hash per domain and per alias
+// target (domainHash, aliasHash) and one of the rest (contentHash), so it
+// does not depend on the maps' order and is kept up to date as a build
+// adds, replaces and removes domains (builder.putDomain and the like)
+// instead of walking a million domains again to tell that a refresh
+// changed nothing. It is stable across runs and releases of the same
+// format: the saved file's fingerprint is compared with a new
+// Snapshot's after a restart.
+
+// contentHash is the fingerprint's share of everything but the domains.
+func contentHash(s *Snapshot) uint64 {
 	head, _ := json.Marshal(contentOf(s)) // plain data: cannot fail
-	sum := mix(hashString(hashSeed, string(head)))
-	// The sources by name, not by index: two builds may number them
-	// differently.
-	srcHash := make([]uint64, len(s.sources))
-	for i, src := range s.sources {
-		srcHash[i] = hashString(hashSeed, src)
+	return mix(hashString(hashSeed, string(head)))
+}
+
+// domainHash is the fingerprint's share of domain name listed as i, its
+// source hashed by sourceHash: by name, not by index, since two builds
+// may number the sources differently.
+func domainHash(name string, source uint64, i domainInfo) uint64 {
+	h := hashString(hashSeed, name)
+	h = (h ^ source) * hashPrime
+	h = (h ^ uint64(i)&^((1<<31-1)<<32)) * hashPrime // the line and the alias flag
+	return mix(h)
+}
+
+// aliasHash is the fingerprint's share of alias domain name's target;
+// alias entries hash apart from domains.
+func aliasHash(name, target string) uint64 {
+	return mix(hashString(hashString(hashAliasSeed, name), target))
+}
+
+// sourceHash is a domain source's part of domainHash.
+func sourceHash(source string) uint64 { return hashString(hashSeed, source) }
+
+// hashSources extends b.srcHash to every source in b.snap.sources.
+func (b *builder) hashSources() {
+	for _, src := range b.snap.sources[len(b.srcHash):] {
+		b.srcHash = append(b.srcHash, sourceHash(src))
 	}
-	// Each entry's hash is added: the order of the maps does not matter.
-	for name, i := range s.domains {
-		h := hashString(hashSeed, name)
-		h = (h ^ srcHash[i.source()]) * hashPrime
-		h = (h ^ uint64(i)&^((1<<31-1)<<32)) * hashPrime // the line and the alias flag
-		sum += mix(h)
+}
+
+// putDomain lists domain name (interned, not listed yet) as i in the
+// Snapshot being built, keeping its fingerprint's sum.
+func (b *builder) putDomain(name string, i domainInfo) {
+	b.snap.domains[name] = i
+	b.domainSum += domainHash(name, b.srcHash[i.source()], i)
+}
+
+// replaceDomain lists domain name, listed as old, as i instead.
+func (b *builder) replaceDomain(name string, old, i domainInfo) {
+	b.snap.domains[name] = i
+	b.domainSum += domainHash(name, b.srcHash[i.source()], i) - domainHash(name, b.srcHash[old.source()], old)
+}
+
+// deleteDomain removes domain name, listed as i.
+func (b *builder) deleteDomain(name string, i domainInfo) {
+	delete(b.snap.domains, name)
+	b.domainSum -= domainHash(name, b.srcHash[i.source()], i)
+}
+
+// setAlias records that alias domain name's addresses reach target.
+func (b *builder) setAlias(name, target string) {
+	if old, ok := b.snap.aliasOf[name]; ok {
+		b.domainSum -= aliasHash(name, old)
 	}
-	for name, target := range s.aliasOf {
-		h := hashString(hashString(hashAliasSeed, name), target)
-		sum += mix(h)
-	}
-	return sum
+	b.snap.aliasOf[name] = target
+	b.domainSum += aliasHash(name, target)
+}
+
+// sealFingerprint sets the Snapshot's fingerprint once its content is
+// complete.
+func (b *builder) sealFingerprint() {
+	b.snap.fingerprint = contentHash(b.snap) + b.domainSum
 }
 
 const (
 	hashSeed      = 0x9e3779b97f4a7c15
-	hashAliasSeed = 0xc2b2ae3d27d4eb4f // alias entries hash apart from domains
+	hashAliasSeed = 0xc2b2ae3d27d4eb4f
 	hashPrime     = 0x9fb21c651e98df25 // odd, well mixed (rrmxmx)
 )
 
@@ -163,7 +213,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // crash leaves the old file or the new one, never a mix. version names
 // the release writing it. It returns what it wrote.
 func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, error) {
-	fp := Fingerprint(s)
+	fp := s.fingerprint
 	hdr := savedHeader{
 		Saved: now.UTC().Truncate(time.Second), Version: version,
 		Fingerprint: strconv.FormatUint(fp, 16), Domains: len(s.domains), savedContent: contentOf(s),
@@ -275,25 +325,38 @@ func VerifySaved(file string) (SavedInfo, error) {
 	if err != nil {
 		return SavedInfo{}, err
 	}
+	if err := readSavedBody(file, r, crc, hdr.Domains, nil); err != nil {
+		return SavedInfo{}, err
+	}
+	return info, nil
+}
+
+// readSavedBody reads the domain lines that follow the header (whose
+// checksum is crc) up to the end line, and checks them against it and
+// the header's count (domains). fn, when not nil, takes each domain line
+// with its newline; its error is returned naming file:line.
+func readSavedBody(file string, r *bufio.Reader, crc uint32, domains int, fn func(line []byte) error) error {
 	count := 0
 	for n := 3; ; n++ {
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return SavedInfo{}, fmt.Errorf("%s:%d: line too long", file, n)
+			return fmt.Errorf("%s:%d: line too long", file, n)
 		}
 		if err != nil {
 			if err == io.EOF {
-				return SavedInfo{}, fmt.Errorf("%s:%d: truncated: no end line", file, n)
+				return fmt.Errorf("%s:%d: truncated: no end line", file, n)
 			}
-			return SavedInfo{}, fmt.Errorf("read saved snapshot %s: %w", file, err)
+			return fmt.Errorf("read saved snapshot %s: %w", file, err)
 		}
 		if bytes.HasPrefix(line, []byte("end ")) {
-			if err := checkEnd(file, n, line, crc, count, hdr.Domains, r); err != nil {
-				return SavedInfo{}, err
-			}
-			return info, nil
+			return checkEnd(file, n, line, crc, count, domains, r)
 		}
 		crc = crc32.Update(crc, castagnoli, line)
+		if fn != nil {
+			if err := fn(line); err != nil {
+				return fmt.Errorf("%s:%d: %w", file, n, err)
+			}
+		}
 		count++
 	}
 }
@@ -334,23 +397,16 @@ func checkEnd(file string, n int, line []byte, crc uint32, read, header int, r *
 // refused, and so is anything but a regular file (opened non-blocking, so
 // a FIFO does not hang the open).
 func openSaved(file string) (*os.File, error) {
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("read saved snapshot %s: a symbolic link, not a saved snapshot", file)
-		}
-		return nil, savedOpenError(err)
+	f, err := hostfs.OpenRegular(file, syscall.O_NOFOLLOW)
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, syscall.ELOOP):
+		return nil, fmt.Errorf("read saved snapshot %s: a symbolic link, not a saved snapshot", file)
+	case errors.Is(err, hostfs.ErrNotRegular):
+		return nil, fmt.Errorf("read saved snapshot %s: %w", file, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("read saved snapshot: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("read saved snapshot %s: not a regular file (%s)", file, fi.Mode().Type())
-	}
-	return f, nil
+	return nil, savedOpenError(err)
 }
 
 // maxSavedHeader bounds the header line: the endpoints, certificates,
@@ -455,29 +511,16 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 		files: hdr.Files, globs: hdr.Globs, unreachable: hdr.Unreachable, held: hdr.HeldBack, procNet: hdr.ProcNet,
 		domains: make(map[string]domainInfo, hint), aliasOf: map[string]string{},
 	}
-	b := &builder{} // for intern: the names share a few large strings
-	for n := 3; ; n++ {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, SavedInfo{}, fmt.Errorf("%s:%d: line too long", file, n)
-		}
-		if err != nil {
-			if err == io.EOF {
-				return nil, SavedInfo{}, fmt.Errorf("%s:%d: truncated: no end line", file, n)
-			}
-			return nil, SavedInfo{}, fmt.Errorf("read saved snapshot %s: %w", file, err)
-		}
-		if bytes.HasPrefix(line, []byte("end ")) {
-			if err := checkEnd(file, n, line, crc, len(s.domains), hdr.Domains, r); err != nil {
-				return nil, SavedInfo{}, err
-			}
-			break
-		}
-		crc = crc32.Update(crc, castagnoli, line)
-		if err := s.restoreDomain(b, line); err != nil {
-			return nil, SavedInfo{}, fmt.Errorf("%s:%d: %w", file, n, err)
-		}
+	b := &builder{snap: s} // the names share a few large strings (intern); the fingerprint is summed
+	b.hashSources()
+	err = readSavedBody(file, r, crc, hdr.Domains, func(line []byte) error { return s.restoreDomain(b, line) })
+	if err != nil {
+		return nil, SavedInfo{}, err
 	}
+	// The fingerprint is summed as Build sums it: it equals the header's
+	// unless a release that hashed otherwise wrote the file, and then the
+	// next save rewrites it.
+	b.sealFingerprint()
 	return s, info, nil
 }
 
@@ -515,13 +558,13 @@ func (s *Snapshot) restoreDomain(b *builder, line []byte) error {
 	if _, dup := s.domains[string(f[0])]; dup {
 		return fmt.Errorf("domain %s twice", f[0])
 	}
-	name := b.internBytes(f[0])
-	s.domains[name] = packDomainInfo(int(src), int(ln), alias)
+	name := intern(b, f[0])
+	b.putDomain(name, packDomainInfo(int(src), int(ln), alias))
 	if n == 5 {
 		if len(f[4]) == 0 {
 			return errors.New("empty alias target")
 		}
-		s.aliasOf[name] = b.internBytes(f[4])
+		b.setAlias(name, intern(b, f[4]))
 	}
 	return nil
 }
@@ -539,17 +582,6 @@ func parseUint(b []byte) (uint64, bool) {
 		v = v*10 + uint64(c-'0')
 	}
 	return v, true
-}
-
-// internBytes is intern for a name read from a file.
-func (b *builder) internBytes(name []byte) string {
-	if b.arena.Cap()-b.arena.Len() < len(name) {
-		b.arena = strings.Builder{}
-		b.arena.Grow(max(arenaChunk, len(name)))
-	}
-	start := b.arena.Len()
-	b.arena.Write(name)
-	return b.arena.String()[start:]
 }
 
 // MainFiles returns the host paths of the main configuration files Build

@@ -84,6 +84,10 @@ type Certificate struct {
 	// profiles (the key unreadable or not the certificate's, the host
 	// name not covered, expired); "" when they can.
 	SignProblem string `json:"sign_problem,omitempty"`
+	// SelfSigned says the certificate is its own issuer: a profile signed
+	// with it only proves its bytes intact, where a CA's makes it
+	// "Verified" (ProfileSigning prefers those).
+	SelfSigned bool `json:"self_signed,omitempty"`
 	// Staged says which files the service user cannot read and which
 	// staged copies the daemon reads instead; "" when it needs none.
 	Staged string `json:"staged,omitempty"`
@@ -118,7 +122,16 @@ type Snapshot struct {
 
 	held    []Endpoint // configured, but nothing listens on their ports
 	procNet string     // the socket tables held was decided from; "" when not checked
+
+	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }
+
+// Fingerprint identifies what the Snapshot tells clients: two Snapshots
+// with the same fingerprint have the same host name, domains (with their
+// sources, alias flags and targets), endpoints, certificates, warnings
+// and watched files. It is worked out while the Snapshot is built, so it
+// costs nothing to ask for; see contentHash.
+func (s *Snapshot) Fingerprint() uint64 { return s.fingerprint }
 
 // A domainLookup asks one database table whether it hosts a domain.
 type domainLookup struct {

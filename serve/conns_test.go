@@ -109,6 +109,23 @@ func TestConnLimitIdleFirst(t *testing.T) {
 	}
 }
 
+// waitNoFresh waits until every connection has sent a whole request
+// header (none is on the limiter's fresh list).
+func waitNoFresh(t *testing.T, lim *connLimiter, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		lim.mu.Lock()
+		fresh := lim.fresh.head
+		lim.mu.Unlock()
+		if fresh == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+	}
+}
+
 func TestConnLimitSlowBeforeRefusing(t *testing.T) {
 	release := make(chan struct{})
 	block := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +148,9 @@ func TestConnLimitSlowBeforeRefusing(t *testing.T) {
 		io.WriteString(c, "GET /block HTTP/1.1\r\nHost: example.com\r\n\r\n")
 		busy = append(busy, c)
 	}
+	// Both must be in their request before the silent client comes, or
+	// one of them would still count as the oldest without a header.
+	waitNoFresh(t, lim, "the two blocking requests did not start")
 	silent, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -155,17 +175,7 @@ func TestConnLimitSlowBeforeRefusing(t *testing.T) {
 	defer third.Close()
 	io.WriteString(third, "GET /block HTTP/1.1\r\nHost: example.com\r\n\r\n")
 	waitOpen(t, lim, 3)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		lim.mu.Lock()
-		fresh := lim.fresh.head
-		lim.mu.Unlock()
-		if fresh == nil {
-			break // all three are in a request
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the third request did not start")
-		}
-	}
+	waitNoFresh(t, lim, "the third request did not start")
 	refusedAt := time.Now()
 	late, err := net.Dial("tcp", addr)
 	if err != nil {

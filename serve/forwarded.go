@@ -51,30 +51,20 @@ func lastForwardedParam(lines []string, key string) string {
 	// commas inside quoted strings must be skipped to find it.
 	var last string
 	for _, line := range lines {
-		start, quoted := 0, false
-		for i := 0; i < len(line); i++ {
-			switch c := line[i]; {
-			case quoted && c == '\\':
-				i++
-			case c == '"':
-				quoted = !quoted
-			case !quoted && c == ',':
-				if strings.TrimSpace(line[start:i]) != "" {
-					last = line[start:i]
-				}
-				start = i + 1
+		for rest := line; rest != ""; {
+			elem, after, ok := cutUnquoted(rest, ',')
+			if !ok {
+				return "" // an unterminated quoted string
 			}
-		}
-		if quoted {
-			return "" // an unterminated quoted string
-		}
-		if strings.TrimSpace(line[start:]) != "" {
-			last = line[start:]
+			if strings.TrimSpace(elem) != "" {
+				last = elem
+			}
+			rest = after
 		}
 	}
 	for last != "" {
 		var pair string
-		pair, last = cutUnquoted(last, ';')
+		pair, last, _ = cutUnquoted(last, ';') // the quotes are balanced
 		k, v, ok := strings.Cut(pair, "=")
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), key) {
 			continue
@@ -98,8 +88,10 @@ func lastForwardedParam(lines []string, key string) string {
 	return ""
 }
 
-// cutUnquoted cuts s around the first sep outside a quoted string.
-func cutUnquoted(s string, sep byte) (before, after string) {
+// cutUnquoted cuts s around the first sep outside a quoted string (with
+// backslash escapes), or returns all of s as before when there is none.
+// ok is false when s ends inside a quoted string.
+func cutUnquoted(s string, sep byte) (before, after string, ok bool) {
 	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -108,8 +100,8 @@ func cutUnquoted(s string, sep byte) (before, after string) {
 		case c == '"':
 			quoted = !quoted
 		case !quoted && c == sep:
-			return s[:i], s[i+1:]
+			return s[:i], s[i+1:], true
 		}
 	}
-	return s, ""
+	return s, "", !quoted
 }

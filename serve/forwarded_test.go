@@ -30,6 +30,7 @@ func TestForwardedProto(t *testing.T) {
 		{"forwarded semicolon in quotes", http.Header{"Forwarded": {`for="a;proto=https";proto=http`}}, "http"},
 		{"forwarded escaped quote", http.Header{"Forwarded": {`for="a\",proto=https";proto=http`}}, "http"},
 		{"forwarded unterminated quote", http.Header{"Forwarded": {`for="a;proto=http`}}, ""},
+		{"forwarded unterminated quote, earlier line", http.Header{"Forwarded": {`for="a, proto=https`, "proto=http"}}, ""},
 		{"forwarded empty elements", http.Header{"Forwarded": {"proto=http,,"}}, "http"},
 		{"x-forwarded-proto wins over forwarded", http.Header{"X-Forwarded-Proto": {"https"}, "Forwarded": {"proto=http"}}, "https"},
 	} {

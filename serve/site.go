@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +137,8 @@ func newDoc(contentType string, body []byte) doc {
 // NewSite renders everything that depends only on snap: the documents for
 // every hosted domain, the static error documents, the HTML pages, and the
 // profile signer (the mail host's certificate and key read through root).
-// Without a usable key it logs a warning and serves profiles unsigned.
+// Without a usable key it serves profiles unsigned (see Unsigned), and
+// logs why as a warning when the reason is new (see unsignedLogged).
 func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts ...SiteOption) (*Site, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -213,19 +213,46 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	s.settings = newPage(t)
 
 	s.signer, err = mobileconfig.NewSigner(root, snap)
-	switch {
-	case errors.Is(err, mobileconfig.ErrNoSigningKey):
-		log.Warn("Apple profiles are served unsigned: iOS and macOS will show them as not verified", "err", err)
+	if err != nil {
 		s.signer = nil
-	case err != nil:
-		log.Error("cannot sign Apple profiles; serving them unsigned", "err", err)
-		s.signer = nil
+		s.unsigned = err.Error()
+		if nk, ok := errors.AsType[*mobileconfig.NoSigningKeyError](err); ok {
+			s.unsigned = nk.Reason
+		}
 	}
-	if s.signer == nil {
-		s.unsigned = strings.TrimPrefix(err.Error(), mobileconfig.ErrNoSigningKey.Error()+": ")
-	}
+	unsignedLogged.log(log, s.unsigned)
 	s.certs = loadCerts(root, snap, log)
 	return s, nil
+}
+
+// unsignedLogged is the last reason for unsigned profiles that NewSite
+// logged as a warning. The Snapshot's own warning (discover) already tells
+// why, and the reloader logs that once; a Site is made at every refresh,
+// so NewSite warns only when the reason changes (the Site may also find
+// what its Snapshot did not: a restored snapshot's staged copy gone).
+var unsignedLogged lastReason
+
+// A lastReason logs a reason at warning level the first time in a row it
+// is given, at debug level after; "" (signed) logs nothing and ends the
+// row.
+type lastReason struct {
+	mu   sync.Mutex
+	last string
+}
+
+func (r *lastReason) log(log *slog.Logger, why string) {
+	r.mu.Lock()
+	again := why == r.last
+	r.last = why
+	r.mu.Unlock()
+	if why == "" {
+		return
+	}
+	level := slog.LevelWarn
+	if again {
+		level = slog.LevelDebug
+	}
+	log.Log(context.Background(), level, "Apple profiles are served unsigned: iOS and macOS will show them as not verified", "reason", why)
 }
 
 // siteDomain returns what is served for the hosted domain name, whose

@@ -950,18 +950,9 @@ func TestFaultDatabaseDownAtStart(t *testing.T) {
 // service user (uid and gid serviceUID), with the supplementary groups
 // gids only, and lets that user reach the NOTIFY_SOCKET: as root the test
 // could read any file, and a mode would prove nothing.
-func startAsService(t *testing.T, setpriv, bin, root string, gids []int, args ...string) *runningDaemon {
+func startAsService(t *testing.T, bin, root string, gids []int, args ...string) *runningDaemon {
 	t.Helper()
-	u := strconv.Itoa(serviceUID)
-	wrap := []string{setpriv, "--reuid=" + u, "--regid=" + u, "--clear-groups"}
-	if len(gids) > 0 {
-		var gs []string
-		for _, g := range gids {
-			gs = append(gs, strconv.Itoa(g))
-		}
-		wrap[len(wrap)-1] = "--groups=" + strings.Join(gs, ",")
-	}
-	d := startDaemonWrapped(t, append(wrap, "--"), bin, root, args...)
+	d := startDaemonWrapped(t, testtool.AsUser(t, serviceUID, gids...), bin, root, args...)
 	// The daemon starts at the first request, after this.
 	for p := filepath.Dir(d.notify.path); len(p) > len(os.TempDir()); p = filepath.Dir(p) {
 		if err := os.Chmod(p, 0o755); err != nil {
@@ -986,7 +977,7 @@ func startAsService(t *testing.T, setpriv, bin, root string, gids []int, args ..
 // is back to "serving".
 func TestFaultUnreadableTable(t *testing.T) {
 	testtool.NeedRoot(t, "a table the service user cannot read")
-	setpriv := testtool.Need(t, "setpriv")
+	testtool.Need(t, "setpriv")
 	testtool.Need(t, "systemd-socket-activate")
 	bin := buildDaemon(t)
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
@@ -1071,7 +1062,7 @@ func TestFaultUnreadableTable(t *testing.T) {
 				setMode(0, 0o644)
 				// No refresh timer: the watcher alone must see the
 				// file made unreadable and readable again.
-				d = startAsService(t, setpriv, bin, root, nil, "--refresh", "0")
+				d = startAsService(t, bin, root, nil, "--refresh", "0")
 				if code, body := d.get(t, autoconfigURL); code != 200 {
 					t.Fatalf("first request: %d\n%s", code, body)
 				}
@@ -1088,7 +1079,7 @@ func TestFaultUnreadableTable(t *testing.T) {
 				if err := os.Chown(state, serviceUID, serviceUID); err != nil {
 					t.Fatal(err)
 				}
-				first := startAsService(t, setpriv, bin, root, []int{group}, "--state-dir", state)
+				first := startAsService(t, bin, root, []int{group}, "--state-dir", state)
 				if code, body := first.get(t, autoconfigURL); code != 200 {
 					t.Fatalf("first daemon, with the group: %d\n%s", code, body)
 				}
@@ -1097,7 +1088,7 @@ func TestFaultUnreadableTable(t *testing.T) {
 					t.Fatalf("the snapshot was not saved\n%s", first.stderr.String())
 				}
 				interruptDaemon(t, first)
-				d = startAsService(t, setpriv, bin, root, nil, "--state-dir", state, "--refresh", "200ms")
+				d = startAsService(t, bin, root, nil, "--state-dir", state, "--refresh", "200ms")
 				restartAt := time.Now()
 				if code, body := d.get(t, autoconfigURL); code != 200 {
 					t.Fatalf("first request after the restart without the group: %d\n%s", code, body)

@@ -79,9 +79,19 @@ func (r *reloader) Refresh() {
 // a broken configuration must not keep the daemon from starting.
 func (r *reloader) first(ctx context.Context) {
 	start := time.Now()
-	snap, err := discover.Build(ctx, r.opt)
-	if err == nil && len(snap.Unreachable()) > 0 {
-		snap = r.withSavedDomains(ctx, snap)
+	opt := r.opt
+	var saved *discover.Snapshot // read only if a table cannot be listed
+	opt.PreviousFunc = func() *discover.Snapshot {
+		saved = r.restoreForTables()
+		return saved
+	}
+	snap, err := discover.Build(ctx, opt)
+	if saved != nil {
+		if err == nil {
+			r.log.Info("tables unreachable at start: serving the domains the saved snapshot had from them",
+				"tables", snap.Unreachable(), "file", r.savePath)
+		}
+		saved.Close()
 	}
 	if err == nil {
 		for _, w := range snap.Warnings() {
@@ -188,7 +198,7 @@ func (r *reloader) save(snap *discover.Snapshot) {
 			r.log.Warn("the saved snapshot is damaged; writing it again", "err", err)
 		}
 	}
-	if r.savedKnown && discover.Fingerprint(snap) == r.savedFP {
+	if r.savedKnown && snap.Fingerprint() == r.savedFP {
 		return
 	}
 	if err := os.MkdirAll(filepath.Dir(r.savePath), 0o700); err != nil {
@@ -352,33 +362,21 @@ func (r *reloader) failed(err error, prev *discover.Snapshot, fb *fallback) {
 	}
 }
 
-// withSavedDomains rebuilds a first snapshot some of whose tables could
-// not be listed (a database down at start, a lookup file unreadable) with
-// the saved snapshot as the previous one, so that those tables' domains
-// are carried forward as they are on a rebuild during an outage, instead
-// of a restart forgetting them. Without a usable saved snapshot, or when
-// the second build fails, it returns snap as it is.
-func (r *reloader) withSavedDomains(ctx context.Context, snap *discover.Snapshot) *discover.Snapshot {
+// restoreForTables reads the saved snapshot for a first build some of
+// whose tables cannot be listed (a database down at start, a lookup file
+// unreadable), so that their domains are carried forward as on a rebuild
+// during an outage, instead of a restart forgetting them. It returns nil
+// without a usable saved snapshot.
+func (r *reloader) restoreForTables() *discover.Snapshot {
 	if r.savePath == "" {
-		return snap
+		return nil
 	}
 	saved, _, err := discover.Restore(r.savePath)
 	if err != nil {
 		if !errors.Is(err, discover.ErrNoSaved) {
 			r.log.Warn("cannot use the saved snapshot", "err", err)
 		}
-		return snap
+		return nil
 	}
-	defer saved.Close()
-	opt := r.opt
-	opt.Previous = saved
-	again, err := discover.Build(ctx, opt)
-	if err != nil {
-		r.log.Warn("rebuild with the saved snapshot's domains failed", "err", err)
-		return snap
-	}
-	r.log.Info("tables unreachable at start: serving the domains the saved snapshot had from them",
-		"tables", snap.Unreachable(), "file", r.savePath)
-	snap.Close()
-	return again
+	return saved
 }

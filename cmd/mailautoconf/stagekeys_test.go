@@ -122,9 +122,10 @@ func letsEncryptHost(t *testing.T) (string, *x509.Certificate, func(n int)) {
 }
 
 // asService runs bin with args as the service user (no groups).
-func asService(bin string, args ...string) *exec.Cmd {
-	u := strconv.Itoa(serviceUID)
-	return exec.Command("setpriv", append([]string{"--reuid=" + u, "--regid=" + u, "--clear-groups", "--", bin}, args...)...)
+func asService(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	argv := append(testtool.AsUser(t, serviceUID), bin)
+	return exec.Command(argv[0], append(argv[1:], args...)...)
 }
 
 // showAs runs show --root dir, as the service user or as root.
@@ -132,7 +133,7 @@ func showAs(t *testing.T, service bool, bin, dir string) string {
 	t.Helper()
 	cmd := exec.Command(bin, "show", "--root", dir)
 	if service {
-		cmd = asService(bin, "show", "--root", dir)
+		cmd = asService(t, bin, "show", "--root", dir)
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -161,7 +162,7 @@ func signedProfile(t *testing.T, bin, dir string) []byte {
 	addr := l.Addr().String()
 	l.Close()
 	var log syncBuffer
-	cmd := asService(bin, "serve", "--root", dir, "--listen", addr)
+	cmd := asService(t, bin, "serve", "--root", dir, "--listen", addr)
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

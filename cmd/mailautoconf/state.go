@@ -54,37 +54,53 @@ func formatSaved(info discover.SavedInfo) string {
 	return fmt.Sprintf("%s, saved %s%s (%d domains)", info.Path, info.Saved.UTC().Format(time.RFC3339), by, info.Domains)
 }
 
+// A savedCheck is the saved snapshot at file, read whole and checked
+// once (discover.VerifySaved) for what show says about it.
+type savedCheck struct {
+	file string
+	info discover.SavedInfo
+	err  error
+}
+
+func checkSaved(file string) savedCheck {
+	info, err := discover.VerifySaved(file)
+	return savedCheck{file: file, info: info, err: err}
+}
+
 // savedState tells show's reader about the saved snapshot at file: that
 // there is none, when and by which release it was saved, or that it
 // cannot be read by this user (it is the service user's, mode 0600).
-func savedState(file string) string {
-	info, err := discover.VerifySaved(file)
+func savedState(file string) string { return checkSaved(file).state() }
+
+func (c savedCheck) state() string {
 	switch {
-	case err == nil:
-		return formatSaved(info)
-	case errors.Is(err, discover.ErrNoSaved):
-		return "none in " + filepath.Dir(file)
-	case errors.Is(err, fs.ErrPermission):
-		if st, serr := os.Stat(file); serr == nil {
+	case c.err == nil:
+		return formatSaved(c.info)
+	case errors.Is(c.err, discover.ErrNoSaved):
+		return "none in " + filepath.Dir(c.file)
+	case errors.Is(c.err, fs.ErrPermission):
+		if st, serr := os.Stat(c.file); serr == nil {
 			return fmt.Sprintf("%s, modified %s, cannot be read by this user (it is the service user's, mode 0600): run show as root to see which",
-				file, st.ModTime().UTC().Format(time.RFC3339))
+				c.file, st.ModTime().UTC().Format(time.RFC3339))
 		}
-		return fmt.Sprintf("%s cannot be read by this user (permission denied): run show as root", file)
+		return fmt.Sprintf("%s cannot be read by this user (permission denied): run show as root", c.file)
 	}
-	return fmt.Sprintf("damaged, would not be served: %v", err)
+	return fmt.Sprintf("damaged, would not be served: %v", c.err)
 }
 
 // brokenNote is what show adds to a configuration error: what a daemon
 // (re)started now would serve until it is fixed.
-func brokenNote(file string) string {
-	info, err := discover.VerifySaved(file)
+func brokenNote(file string) string { return checkSaved(file).brokenNote() }
+
+func (c savedCheck) brokenNote() string {
+	const keeps = "A running daemon keeps its answers; "
 	switch {
-	case err == nil:
-		return "A running daemon keeps its answers; one started now serves the saved snapshot " + formatSaved(info) + " until this is fixed."
-	case errors.Is(err, discover.ErrNoSaved):
-		return "A running daemon keeps its answers; one started now has no saved snapshot (" + filepath.Dir(file) + ") and answers 503 until this is fixed."
-	case errors.Is(err, fs.ErrPermission):
-		return "A running daemon keeps its answers; saved snapshot: " + savedState(file) + "."
+	case c.err == nil:
+		return keeps + "one started now serves the saved snapshot " + formatSaved(c.info) + " until this is fixed."
+	case errors.Is(c.err, discover.ErrNoSaved):
+		return keeps + "one started now has no saved snapshot (" + filepath.Dir(c.file) + ") and answers 503 until this is fixed."
+	case errors.Is(c.err, fs.ErrPermission):
+		return keeps + "saved snapshot: " + c.state() + "."
 	}
-	return fmt.Sprintf("A running daemon keeps its answers; one started now answers 503 until this is fixed: saved snapshot damaged: %v", err)
+	return fmt.Sprintf(keeps+"one started now answers 503 until this is fixed: saved snapshot damaged: %v", c.err)
 }

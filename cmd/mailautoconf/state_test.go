@@ -104,15 +104,14 @@ func TestShowSavedUnreadable(t *testing.T) {
 	}
 	var out string
 	if os.Geteuid() == 0 {
-		setpriv := testtool.Need(t, "setpriv")
+		asUser := testtool.AsUser(t, serviceUID)
 		bin := buildDaemon(t)
 		if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		b, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-			bin, "show", "--root", corpus, "--state-dir", dir).CombinedOutput()
+		b, err := exec.Command(asUser[0], append(asUser[1:], bin, "show", "--root", corpus, "--state-dir", dir)...).CombinedOutput()
 		if err != nil {
-			t.Fatalf("show as nobody: %v\n%s", err, b)
+			t.Fatalf("show as the service user: %v\n%s", err, b)
 		}
 		out = string(b)
 	} else {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -68,4 +70,24 @@ func WriteFiles(t testing.TB, dir string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// AsUser returns the command prefix that runs a program as the user uid,
+// with uid as its primary group too and exactly the supplementary groups
+// gids (none when there are none): setpriv's path (ended through Missing
+// when it is not installed) and its options, up to "--". Append the
+// program and its arguments. As root, tests use it to run the daemon as
+// an unprivileged service user, which a file's mode can stop.
+func AsUser(t testing.TB, uid int, gids ...int) []string {
+	t.Helper()
+	u := strconv.Itoa(uid)
+	groups := "--clear-groups"
+	if len(gids) > 0 {
+		gs := make([]string, len(gids))
+		for i, g := range gids {
+			gs[i] = strconv.Itoa(g)
+		}
+		groups = "--groups=" + strings.Join(gs, ",")
+	}
+	return []string{Need(t, "setpriv"), "--reuid=" + u, "--regid=" + u, groups, "--"}
 }

@@ -16,6 +16,10 @@ const DefaultCacheBytes = 4 << 20
 // and the key's strings: the map slot, the key and the slice header.
 const entryOverhead = 160
 
+// inputsOverhead is what one distinct cacheKey.inputs costs beyond its
+// bytes: its slot in Cache.inputs.
+const inputsOverhead = 64
+
 // A cacheKey is what a signed profile depends on: the Signer's certificate
 // and the parts of the snapshot a profile shows (inputs, see
 // profileInputs.key), and the address (an empty Local for a domain's
@@ -25,8 +29,17 @@ type cacheKey struct {
 	address render.Address
 }
 
+// cost is what the entry for k costs beyond its profile, except k.inputs:
+// the entries of one Signer share that string, so the Cache counts each
+// distinct one once (Cache.inputs).
 func (k cacheKey) cost() int {
-	return entryOverhead + len(k.inputs) + len(k.address.Local) + len(k.address.Domain) + len(k.address.LoginDomain)
+	return entryOverhead + len(k.address.Local) + len(k.address.Domain) + len(k.address.LoginDomain)
+}
+
+// An inputsRef is a distinct cacheKey.inputs and how many entries use it.
+type inputsRef struct {
+	s string // the copy the entries' keys share
+	n int
 }
 
 // A Cache holds signed profiles, bounded by their total size. One Cache
@@ -46,13 +59,16 @@ type Cache struct {
 	maxBytes int
 	mu       sync.RWMutex
 	entries  map[cacheKey][]byte
-	size     int // bytes held in entries, with their keys and overhead
+	inputs   map[string]*inputsRef // the entries' distinct cacheKey.inputs
+	size     int                   // bytes held in entries and inputs, with overhead
 	inflight map[cacheKey]*call
 }
 
 // NewCache returns an empty Cache holding at most maxBytes (counted as
-// entryOverhead plus the key and the profile for each entry);
-// DefaultCacheBytes when maxBytes is 0.
+// entryOverhead plus the address and the profile for each entry, and
+// inputsOverhead plus the bytes of each distinct snapshot-and-certificate
+// key, however many entries share it); DefaultCacheBytes when maxBytes is
+// 0.
 func NewCache(maxBytes int) *Cache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
@@ -112,21 +128,49 @@ func (c *Cache) do(k cacheKey, fn func() ([]byte, error)) ([]byte, error) {
 // put stores v under k; c.mu must be held for writing.
 func (c *Cache) put(k cacheKey, v []byte) {
 	cost := k.cost() + len(v)
-	if cost > c.maxBytes {
+	if cost+inputsOverhead+len(k.inputs) > c.maxBytes {
 		return
 	}
 	if c.entries == nil {
 		c.entries = map[cacheKey][]byte{}
+		c.inputs = map[string]*inputsRef{}
 	}
-	for c.size+cost > c.maxBytes {
+	// The bytes k adds: its entry, and its inputs unless an entry
+	// already holds them (which eviction may change).
+	need := func() int {
+		if _, ok := c.inputs[k.inputs]; ok {
+			return cost
+		}
+		return cost + inputsOverhead + len(k.inputs)
+	}
+	for c.size+need() > c.maxBytes {
 		for old, ov := range c.entries {
-			delete(c.entries, old)
-			c.size -= old.cost() + len(ov)
+			c.remove(old, ov)
 			break
 		}
 	}
+	if r, ok := c.inputs[k.inputs]; ok {
+		k.inputs = r.s // share the copy already held
+		r.n++
+	} else {
+		c.inputs[k.inputs] = &inputsRef{s: k.inputs, n: 1}
+		c.size += inputsOverhead + len(k.inputs)
+	}
 	c.entries[k] = v
 	c.size += cost
+}
+
+// remove deletes the entry for k, whose profile is v; c.mu must be held
+// for writing.
+func (c *Cache) remove(k cacheKey, v []byte) {
+	delete(c.entries, k)
+	c.size -= k.cost() + len(v)
+	if r := c.inputs[k.inputs]; r != nil {
+		if r.n--; r.n == 0 {
+			delete(c.inputs, k.inputs)
+			c.size -= inputsOverhead + len(k.inputs)
+		}
+	}
 }
 
 func (c *Cache) len() int {

@@ -25,11 +25,7 @@ var ErrNoServer = errors.New("mobileconfig: no server a profile can describe")
 // the optional display name. UUIDs derived from (address, snapshot
 // hostname) — stable, not random.
 func Profile(s *discover.Snapshot, a render.Address, name string) ([]byte, error) {
-	in, err := inputsOf(s.Hostname(), s.Endpoints())
-	if err != nil {
-		return nil, err
-	}
-	return in.profile(a, name)
+	return profile(s.Hostname(), s.Endpoints(), a, name)
 }
 
 // profile is Profile for the host name and endpoints of a Snapshot.

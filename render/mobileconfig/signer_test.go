@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/pkcs7"
+
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/render"
@@ -293,15 +295,15 @@ func TestNewSignerRefuses(t *testing.T) {
 		want      string
 	}{
 		{"key file missing", certPEM(good.leaf, good.inter), nil,
-			"private key of certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: read /etc/letsencrypt/live/mail.example.net/privkey.pem: no such file or directory"},
+			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: private key read /etc/letsencrypt/live/mail.example.net/privkey.pem: no such file or directory"},
 		{"key does not match", certPEM(good.leaf, good.inter), keyPEM(t, newKey(t, "ecdsa"), "pkcs8"),
-			"private key of certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: /etc/letsencrypt/live/mail.example.net/privkey.pem: no usable private key: it does not match the certificate"},
+			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: private key /etc/letsencrypt/live/mail.example.net/privkey.pem: no usable private key: it does not match the certificate"},
 		{"expired", certPEM(expired.leaf, expired.inter), keyPEM(t, expired.leafKey, "pkcs8"),
-			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem expired on"},
+			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: it expired on"},
 		{"not yet valid", certPEM(future.leaf, future.inter), keyPEM(t, future.leafKey, "pkcs8"),
-			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem is not valid before"},
+			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: it is not valid before"},
 		{"no key in file", certPEM(good.leaf, good.inter), []byte("-----BEGIN DH PARAMETERS-----\nMAA=\n-----END DH PARAMETERS-----\n"),
-			"private key of certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: /etc/letsencrypt/live/mail.example.net/privkey.pem: no PEM private key"},
+			"certificate /etc/letsencrypt/live/mail.example.net/fullchain.pem: private key /etc/letsencrypt/live/mail.example.net/privkey.pem: no PEM private key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -457,4 +459,97 @@ func BenchmarkSignUncached(b *testing.B) {
 		root, s := handmadeWith(b, certPEM(pki.leaf, pki.inter), keyPEM(b, pki.leafKey, "pkcs8"))
 		run(b, root, s)
 	})
+}
+
+// TestSignerIsTheSnapshotsChoice: the certificate discover names as the
+// one Apple profiles are signed with (what show, check and STATUS report)
+// is the one that signs them — also when a self-signed certificate is
+// valid longer than the CA-issued one, which both prefer.
+func TestSignerIsTheSnapshotsChoice(t *testing.T) {
+	now := time.Now()
+	ca := newPKI(t, "ecdsa", now.Add(-time.Hour), now.Add(24*time.Hour))
+	selfKey := newKey(t, "ecdsa")
+	selfTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "mail.example.net"},
+		DNSNames:  []string{"mail.example.net"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(1000 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	self := issue(t, selfTmpl, selfTmpl, selfKey.Public(), selfKey)
+
+	const selfCert, selfKeyFile = "/etc/dovecot/private/self.pem", "/etc/dovecot/private/self.key"
+	for _, tt := range []struct {
+		name     string
+		pfSelf   bool // Postfix presents the self-signed one, Dovecot the CA's
+		wantPath string
+	}{
+		{"dovecot self-signed", false, "/" + handmadeCert},
+		{"postfix self-signed", true, "/" + handmadeCert},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyTree(t, "handmade-static-domains")
+			write := func(p string, data []byte) {
+				t.Helper()
+				p = filepath.Join(dir, p)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(handmadeCert, certPEM(ca.leaf, ca.inter))
+			write(handmadeKey, keyPEM(t, ca.leafKey, "pkcs8"))
+			write(selfCert, certPEM(self))
+			write(selfKeyFile, keyPEM(t, selfKey, "pkcs8"))
+			if tt.pfSelf {
+				// Postfix's key and certificate in one chain file.
+				write(selfCert, append(keyPEM(t, selfKey, "pkcs8"), certPEM(self)...))
+				main, err := os.ReadFile(filepath.Join(dir, "etc/postfix/main.cf"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				write("etc/postfix/main.cf", append(main, "\nsmtpd_tls_chain_files = "+selfCert+"\n"...))
+			} else {
+				write("etc/dovecot/conf.d/10-ssl.conf", []byte("ssl = required\nssl_cert = <"+selfCert+"\nssl_key = <"+selfKeyFile+"\n"))
+			}
+			root, s := buildSnapshot(t, dir)
+			paths := map[string]bool{}
+			for _, c := range s.Certificates() {
+				paths[c.Path] = true
+			}
+			if !paths[selfCert] || !paths["/"+handmadeCert] {
+				t.Fatalf("snapshot certificates %v, want both %s and /%s", paths, selfCert, handmadeCert)
+			}
+
+			named, why := s.ProfileSigning()
+			if why != "" {
+				t.Fatalf("ProfileSigning says unsigned: %s", why)
+			}
+			sg, err := NewSigner(root, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if named.Path != tt.wantPath || sg.CertificatePath() != named.Path || sg.KeyPath() != named.KeyPath {
+				t.Errorf("ProfileSigning names %s (key %s), NewSigner signs with %s (key %s); want both %s",
+					named.Path, named.KeyPath, sg.CertificatePath(), sg.KeyPath(), tt.wantPath)
+			}
+			signed, err := sg.Sign(s, render.Address{Local: "fred", Domain: "example.net"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p7, err := pkcs7.Parse(signed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p7.GetOnlySigner(); got == nil || !got.Equal(ca.leaf) {
+				issuer := "nobody"
+				if got != nil {
+					issuer = got.Issuer.String()
+				}
+				t.Errorf("profile signed by a certificate issued by %s, want the CA-issued leaf", issuer)
+			}
+		})
+	}
 }

@@ -326,3 +326,50 @@ func TestDomainProfileGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheCountsInputsOnce: the entries of one Signer share its inputs
+// string, so the bound counts it once, not once per entry; it is no
+// longer counted once its last entry is evicted.
+func TestCacheCountsInputsOnce(t *testing.T) {
+	c := NewCache(64 << 10)
+	shared := strings.Repeat("x", 4000)
+	v := make([]byte, 100)
+	want := inputsOverhead + len(shared)
+	for i := range 100 {
+		k := cacheKey{inputs: strings.Clone(shared), address: render.Address{Local: fmt.Sprint("u", i), Domain: "example.net"}}
+		c.do(k, func() ([]byte, error) { return v, nil })
+		want += k.cost() + len(v)
+	}
+	if c.len() != 100 || c.Bytes() != want {
+		t.Fatalf("100 entries of one Signer: %d entries, %d bytes, want 100 and %d", c.len(), c.Bytes(), want)
+	}
+	// Another Signer's entries push most of those out (a random entry
+	// goes each time): an inputs string is counted while, and only
+	// while, entries use it.
+	other := strings.Repeat("y", 4000)
+	for i := range 1000 {
+		c.do(cacheKey{inputs: other, address: render.Address{Local: fmt.Sprint("w", i), Domain: "example.net"}}, func() ([]byte, error) { return v, nil })
+	}
+	uses := map[string]int{}
+	for k := range c.entries {
+		uses[k.inputs]++
+	}
+	for s, r := range c.inputs {
+		if r.n != uses[s] || r.n == 0 {
+			t.Errorf("inputs %.8q… counted for %d entries, %d use it", s, r.n, uses[s])
+		}
+	}
+	if len(c.inputs) != len(uses) {
+		t.Errorf("%d inputs counted, %d in use", len(c.inputs), len(uses))
+	}
+	sum := 0
+	for k, v := range c.entries {
+		sum += k.cost() + len(v)
+	}
+	for s := range c.inputs {
+		sum += inputsOverhead + len(s)
+	}
+	if c.Bytes() != sum || sum > c.maxBytes {
+		t.Errorf("cache counts %d bytes, its entries and inputs add up to %d (bound %d)", c.Bytes(), sum, c.maxBytes)
+	}
+}

@@ -69,7 +69,30 @@ func (r Root) Resolve(p string) (string, error) {
 		return "", &fs.PathError{Op: "resolve", Path: p, Err: errors.New("not an absolute path")}
 	}
 	if r.dir == "" {
-		return path.Clean(p), nil
+		return path.Clean(p), nil // the kernel follows the links
+	}
+	resolved, err := r.Walk(p, nil)
+	if err != nil {
+		return "", err
+	}
+	return r.real(resolved), nil
+}
+
+// Walk resolves the host path p component by component, as the kernel
+// would in a process chrooted at the root (for the zero Root too): "." and
+// ".." (never above "/"), symbolic links relative to their directory or,
+// when absolute, to the root, at most maxLinks of them. It returns the
+// resolved host path, which names no link on the way. The file need not
+// exist: components after the first missing one are appended unresolved.
+//
+// When fn is not nil, Walk calls it before each name it looks up, with
+// the host path and FileInfo of the directory the name is looked up in
+// ("/" first): the directories a process needs search permission on to
+// reach p. A directory that cannot be examined, a missing one included,
+// ends the walk with its error, and so does an error fn returns.
+func (r Root) Walk(p string, fn func(hostPath string, fi fs.FileInfo) error) (string, error) {
+	if !path.IsAbs(p) {
+		return "", &fs.PathError{Op: "resolve", Path: p, Err: errors.New("not an absolute path")}
 	}
 	// resolved is the host path resolved so far; rest holds the components
 	// still to walk.
@@ -79,15 +102,24 @@ func (r Root) Resolve(p string) (string, error) {
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
-		switch c {
-		case ".":
+		if c == "." {
 			continue
-		case "..":
+		}
+		if fn != nil {
+			fi, err := os.Stat(r.real(resolved))
+			if err != nil {
+				return "", &fs.PathError{Op: "stat", Path: resolved, Err: unwrapPathError(err)}
+			}
+			if err := fn(resolved, fi); err != nil {
+				return "", err
+			}
+		}
+		if c == ".." {
 			resolved = path.Dir(resolved) // never above "/"
 			continue
 		}
 		next := path.Join(resolved, c)
-		fi, err := os.Lstat(filepath.Join(r.dir, filepath.FromSlash(next)))
+		fi, err := os.Lstat(r.real(next))
 		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 			// Missing, unreadable or an ordinary file: the open that follows
 			// reports the error with the host path.
@@ -96,9 +128,9 @@ func (r Root) Resolve(p string) (string, error) {
 		}
 		links++
 		if links > maxLinks {
-			return "", &fs.PathError{Op: "resolve", Path: p, Err: errors.New("too many levels of symbolic links")}
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
 		}
-		target, err := os.Readlink(filepath.Join(r.dir, filepath.FromSlash(next)))
+		target, err := os.Readlink(r.real(next))
 		if err != nil {
 			return "", &fs.PathError{Op: "readlink", Path: next, Err: unwrapPathError(err)}
 		}
@@ -107,7 +139,13 @@ func (r Root) Resolve(p string) (string, error) {
 		}
 		rest = append(splitPath(target), rest...)
 	}
-	return filepath.Join(r.dir, filepath.FromSlash(resolved)), nil
+	return resolved, nil
+}
+
+// real returns the real file system path of the host path hp, which names
+// no link.
+func (r Root) real(hp string) string {
+	return filepath.Join(r.Dir(), filepath.FromSlash(hp))
 }
 
 func splitPath(p string) []string {
@@ -171,7 +209,7 @@ var (
 // (e.g. syscall.O_NOFOLLOW) added to O_RDONLY|O_NONBLOCK, when it is a
 // regular file of at most limit bytes.
 func ReadRegularFile(name string, flag int, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|flag, 0)
+	f, err := OpenRegular(name, flag)
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +217,6 @@ func ReadRegularFile(name string, flag int, limit int64) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fi.Mode().Type())
 	}
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d expected", ErrTooLarge, fi.Size(), limit)
@@ -194,6 +229,27 @@ func ReadRegularFile(name string, flag int, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
 	}
 	return b, nil
+}
+
+// OpenRegular opens the file at the real path name for reading, with flag
+// (e.g. syscall.O_NOFOLLOW) added to O_RDONLY|O_NONBLOCK, when it is a
+// regular file: a FIFO or a device in its place is refused (an error
+// wrapping ErrNotRegular) without the open or a read hanging.
+func OpenRegular(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fi.Mode().Type())
+	}
+	return f, nil
 }
 
 // Stat returns the FileInfo of the host file p, following links.

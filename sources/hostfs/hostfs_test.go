@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
@@ -144,5 +145,118 @@ func TestPosString(t *testing.T) {
 	err := Errorf("/etc/dovecot/dovecot.conf", 3, "unexpected %q", "}")
 	if err.Error() != `/etc/dovecot/dovecot.conf:3: unexpected "}"` {
 		t.Errorf("Errorf = %q", err)
+	}
+}
+
+func TestWalk(t *testing.T) {
+	r := tree(t, map[string]string{
+		"/etc/letsencrypt/archive/m/privkey1.pem": "key",
+	}, map[string]string{
+		"/etc/letsencrypt/live/m/privkey.pem": "../../archive/m/privkey1.pem",
+		"/etc/le":                             "/etc/letsencrypt",
+		"/a":                                  "/b",
+		"/b":                                  "/a",
+	})
+	tests := []struct {
+		path, want string
+		dirs       []string // the directories fn is called with, in order
+	}{
+		{"/etc/letsencrypt/live/m/privkey.pem", "/etc/letsencrypt/archive/m/privkey1.pem",
+			[]string{"/", "/etc", "/etc/letsencrypt", "/etc/letsencrypt/live", "/etc/letsencrypt/live/m",
+				"/etc/letsencrypt/live/m", "/etc/letsencrypt/live", "/etc/letsencrypt", "/etc/letsencrypt/archive", "/etc/letsencrypt/archive/m"}},
+		{"/etc/le/./archive/../archive/m/privkey1.pem", "/etc/letsencrypt/archive/m/privkey1.pem",
+			[]string{"/", "/etc", "/", "/etc", "/etc/letsencrypt", "/etc/letsencrypt/archive", "/etc/letsencrypt", "/etc/letsencrypt/archive", "/etc/letsencrypt/archive/m"}},
+		{"/etc/letsencrypt/missing.pem", "/etc/letsencrypt/missing.pem", []string{"/", "/etc", "/etc/letsencrypt"}},
+	}
+	for _, tt := range tests {
+		var dirs []string
+		got, err := r.Walk(tt.path, func(dir string, fi fs.FileInfo) error {
+			if !fi.IsDir() {
+				t.Errorf("Walk(%q): fn(%q) with a %v, want a directory", tt.path, dir, fi.Mode().Type())
+			}
+			dirs = append(dirs, dir)
+			return nil
+		})
+		if err != nil || got != tt.want || !slices.Equal(dirs, tt.dirs) {
+			t.Errorf("Walk(%q) = %q, %v, visiting %q; want %q, visiting %q", tt.path, got, err, dirs, tt.want, tt.dirs)
+		}
+		// Resolve takes the same walk.
+		if real, err := r.Resolve(tt.path); err != nil || real != filepath.Join(r.Dir(), tt.want) {
+			t.Errorf("Resolve(%q) = %q, %v, want %q under the root", tt.path, real, err, tt.want)
+		}
+	}
+
+	// A missing directory on the way ends the walk, naming its host path;
+	// Resolve, which calls no fn, appends the rest unresolved.
+	visit := func(string, fs.FileInfo) error { return nil }
+	if _, err := r.Walk("/etc/missing/x.pem", visit); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "stat /etc/missing:") {
+		t.Errorf("Walk(missing directory) error = %v, want not-exist naming /etc/missing", err)
+	}
+	if real, err := r.Resolve("/etc/missing/x.pem"); err != nil || real != filepath.Join(r.Dir(), "etc/missing/x.pem") {
+		t.Errorf("Resolve(missing directory) = %q, %v", real, err)
+	}
+	// fn's error stops the walk where fn returned it.
+	stop := errors.New("stop")
+	var last string
+	_, err := r.Walk("/etc/letsencrypt/live/m/privkey.pem", func(dir string, _ fs.FileInfo) error {
+		last = dir
+		if dir == "/etc/letsencrypt/live" {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || last != "/etc/letsencrypt/live" {
+		t.Errorf("Walk with fn failing at /etc/letsencrypt/live = %v (last %q), want stop there", err, last)
+	}
+	// The zero Root walks the real file system's links too.
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(dir, "target"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (Root{}).Walk(filepath.Join(dir, "link"), nil); err != nil || got != filepath.Join(dir, "target") {
+		t.Errorf("Root{}.Walk(link) = %q, %v, want %q", got, err, filepath.Join(dir, "target"))
+	}
+	if _, err := r.Walk("/a", nil); !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("Walk(link loop) error = nil, want too many levels of symbolic links")
+	}
+}
+
+// TestOpenRegular: a regular file opens; a FIFO (which would block a
+// plain open), a directory and, with O_NOFOLLOW, a link are refused at
+// once.
+func TestOpenRegular(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		flag int
+		want error // nil: opens
+	}{
+		{file, 0, nil},
+		{link, 0, nil},
+		{fifo, 0, ErrNotRegular},
+		{dir, 0, ErrNotRegular},
+		{link, syscall.O_NOFOLLOW, syscall.ELOOP},
+		{filepath.Join(dir, "missing"), 0, fs.ErrNotExist},
+	}
+	for _, tt := range tests {
+		f, err := OpenRegular(tt.name, tt.flag)
+		if f != nil {
+			f.Close()
+		}
+		if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+			t.Errorf("OpenRegular(%s, %#x) = %v, want %v", filepath.Base(tt.name), tt.flag, err, tt.want)
+		}
 	}
 }

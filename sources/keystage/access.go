@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,81 +151,39 @@ func (a *Account) describe(fi fs.FileInfo) string {
 
 // CanRead reports whether the account can read the host file p: search
 // permission on every directory on the way, symbolic links followed as
-// the kernel follows them, then read permission on the file. When it
-// cannot, why names the file or directory that stops it and its mode and
-// owner. POSIX ACLs are not read: where they grant access, CanRead
-// answers no. err is set when p cannot be examined at all (it does not
-// exist, even for root).
+// the kernel follows them (hostfs.Root.Walk, the walk every read of a
+// host file takes), then read permission on the file. When it cannot, why
+// names the file or directory that stops it and its mode and owner. POSIX
+// ACLs are not read: where they grant access, CanRead answers no. err is
+// set when p cannot be examined at all (it does not exist, even for root).
 func CanRead(root hostfs.Root, p string, a *Account) (ok bool, why string, err error) {
-	if !path.IsAbs(p) {
-		return false, "", fmt.Errorf("%s: not an absolute path", p)
+	denied := func(hp string, fi fs.FileInfo, what string) string {
+		return fmt.Sprintf("%s is %s: %s (groups %s) cannot %s", hp, a.describe(fi), a.Name, strings.Join(a.GroupNames(), ", "), what)
 	}
-	real := func(hp string) string { return filepath.Join(root.Dir(), filepath.FromSlash(hp)) }
-	denied := func(hp string, fi fs.FileInfo, what string) (bool, string, error) {
-		return false, fmt.Sprintf("%s is %s: %s (groups %s) cannot %s", hp, a.describe(fi), a.Name, strings.Join(a.GroupNames(), ", "), what), nil
-	}
-	resolved := "/"
-	rest := splitPath(p)
-	for links := 0; len(rest) > 0; {
-		c := rest[0]
-		rest = rest[1:]
-		if c == "." {
-			continue
-		}
-		fi, err := os.Stat(real(resolved))
-		if err != nil {
-			return false, "", &fs.PathError{Op: "stat", Path: resolved, Err: unwrap(err)}
-		}
+	errDenied := errors.New("denied")
+	resolved, err := root.Walk(p, func(dir string, fi fs.FileInfo) error {
 		if !a.may(fi, 1) {
-			return denied(resolved, fi, "enter it")
+			why = denied(dir, fi, "enter it")
+			return errDenied
 		}
-		if c == ".." {
-			resolved = path.Dir(resolved)
-			continue
-		}
-		next := path.Join(resolved, c)
-		li, err := os.Lstat(real(next))
-		if err != nil {
-			return false, "", &fs.PathError{Op: "stat", Path: next, Err: unwrap(err)}
-		}
-		if li.Mode()&fs.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		if links++; links > 40 {
-			return false, "", &fs.PathError{Op: "stat", Path: p, Err: syscall.ELOOP}
-		}
-		target, err := os.Readlink(real(next))
-		if err != nil {
-			return false, "", &fs.PathError{Op: "readlink", Path: next, Err: unwrap(err)}
-		}
-		if path.IsAbs(target) {
-			resolved = "/"
-		}
-		rest = append(splitPath(target), rest...)
+		return nil
+	})
+	switch {
+	case err == errDenied:
+		return false, why, nil
+	case err != nil:
+		return false, "", err
 	}
-	fi, err := os.Stat(real(resolved))
+	fi, err := root.Stat(resolved)
 	if err != nil {
-		return false, "", &fs.PathError{Op: "stat", Path: p, Err: unwrap(err)}
+		return false, "", err
 	}
 	if !a.may(fi, 4) {
 		name := p
 		if resolved != path.Clean(p) {
 			name = p + " (" + resolved + ")"
 		}
-		return denied(name, fi, "read it")
+		return false, denied(name, fi, "read it"), nil
 	}
 	return true, "", nil
-}
-
-func splitPath(p string) []string {
-	return slices.DeleteFunc(strings.Split(p, "/"), func(s string) bool { return s == "" })
-}
-
-func unwrap(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

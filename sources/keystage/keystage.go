@@ -118,6 +118,16 @@ func readOwn(root hostfs.Root, dir, name string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// unwrap drops the *fs.PathError around err, whose path names the file
+// under the root rather than the host path.
+func unwrap(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // validCopyName reports whether name is a copy's file name as copyName
 // makes it: "copy-", 24 lower-case hex digits, ".pem".
 func validCopyName(name string) bool {

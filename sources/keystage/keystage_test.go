@@ -112,9 +112,8 @@ func certbotLayout(t *testing.T, dir, host string, cert, key []byte) {
 // test /etc/group gives it, read the file?
 func kernelCanRead(t *testing.T, real string) bool {
 	t.Helper()
-	setpriv := testtool.Need(t, "setpriv")
-	cmd := exec.Command(setpriv, "--reuid="+strconv.Itoa(testUID), "--regid="+strconv.Itoa(testUID),
-		"--groups="+strconv.Itoa(testUID)+","+strconv.Itoa(testGroup), "--", "cat", real)
+	argv := append(testtool.AsUser(t, testUID, testUID, testGroup), "cat", real)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = io.Discard
 	return cmd.Run() == nil
 }
@@ -126,7 +125,8 @@ func TestCanReadAgreesWithTheKernel(t *testing.T) {
 	put(t, dir, "etc/ssl/private/group.key", key, 0o640, testGroup, "")
 	put(t, dir, "etc/ssl/private/other.key", key, 0o640, otherGID, "")
 	put(t, dir, "etc/ssl/private/world.key", key, 0o644, 0, "")
-	put(t, dir, "etc/ssl/certs/link.pem", nil, 0, 0, "/etc/ssl/private/group.key") // absolute: resolved in the root
+	put(t, dir, "etc/ssl/certs/link.pem", nil, 0, 0, "/etc/ssl/private/group.key")                // absolute: resolved in the root
+	put(t, dir, "etc/ssl/certs/up.pem", nil, 0, 0, "../../../../../../etc/ssl/private/world.key") // ".." stops at the root
 	chmod(t, dir, "etc/ssl/private", 0o710, testGroup)
 	put(t, dir, "etc/dovecot/private/dovecot.pem", key, 0o644, 0, "")
 	chmod(t, dir, "etc/dovecot/private", 0o700, 0)
@@ -149,6 +149,7 @@ func TestCanReadAgreesWithTheKernel(t *testing.T) {
 		{"/etc/ssl/private/other.key", "", false, "/etc/ssl/private/other.key is mode 0640 root:other: mailautoconf (groups 65534, keys) cannot read it"},
 		{"/etc/ssl/private/world.key", "", true, ""},
 		{"/etc/ssl/certs/link.pem", "/etc/ssl/private/group.key", true, ""},
+		{"/etc/ssl/certs/up.pem", "/etc/ssl/private/world.key", true, ""},
 		{"/etc/dovecot/private/dovecot.pem", "", false, "/etc/dovecot/private is mode 0700 root:root"},
 	} {
 		got, why, err := CanRead(root, tt.path, a)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
 
 // The header lines and sockets below were read from /proc/self/net/tcp and
@@ -166,7 +168,7 @@ func TestReadFiles(t *testing.T) {
 // process's own tables, then no longer finds them once closed.
 func TestReadLive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(DefaultDir, "tcp")); err != nil {
-		t.Skipf("no socket table: %v", err)
+		testtool.Missing(t, "no socket table: %v", err)
 	}
 	type listener struct {
 		network, addr string
@@ -203,7 +205,7 @@ func TestReadLive(t *testing.T) {
 // discover.WatchListening costs per poll while an endpoint is held back.
 func BenchmarkRead(b *testing.B) {
 	if _, err := os.Stat(filepath.Join(DefaultDir, "tcp")); err != nil {
-		b.Skipf("no socket table: %v", err)
+		testtool.Missing(b, "no socket table: %v", err)
 	}
 	for b.Loop() {
 		if _, err := Read(DefaultDir); err != nil {
