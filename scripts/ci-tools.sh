@@ -18,7 +18,7 @@ installed=" $* "
 auto=$(apt-mark showauto 2>/dev/null | sed 's/:.*//')
 # Table types postmaptest.Need is asked about are not programs.
 tools=$(grep -rhoE '(testtool|postmaptest)\.Need\([a-zA-Z]+, "[^"]+"' --include='*.go' . |
-	sed 's/.*"\(.*\)"/\1/' | grep -vxE 'mysql|pgsql|ldap|sqlite' | sort -u)
+	sed 's/.*"\(.*\)"/\1/' | grep -vxE 'mysql|pgsql|ldap|sqlite|hash|btree|lmdb|cdb|texthash' | sort -u)
 # What the server harnesses (internal/*test) start or call.
 tools+=$'\n'"mariadbd mariadb-install-db initdb postgres psql slapd slapadd ldapmodify"
 # What packaging/boot-test.sh runs on the host to boot its container.
