@@ -496,6 +496,7 @@ if quiet rpm -e mailautoconf; then pass "rpm -e mailautoconf"; else fail "rpm -e
 check "%preun: sockets and service stopped and disabled" \
 	eval '! systemctl is-active --quiet mailautoconf.socket mailautoconf.service && ! listening 8470 && [ ! -e /etc/systemd/system/sockets.target.wants/mailautoconf.socket ]'
 check "nginx -t succeeds after rpm -e" nginx_ok
+check "%preun: the timer's Persistent= stamp is gone (systemctl clean)" test ! -e /var/lib/systemd/timers/stamp-mailautoconf-keys.timer
 # EL's filesystem package owns /usr/share/licenses; Debian has none, so rpm
 # leaves the one it created here.
 left=$(empty_dirs | grep -vx /usr/share/licenses)
