@@ -57,6 +57,21 @@ type Options struct {
 	// process reads, not what the service user would.
 	Serving bool
 
+	// Nginx is nginx's main configuration file, read for the groupware
+	// it proxies (SOGo's CalDAV, CardDAV and ActiveSync); empty means
+	// /etc/nginx/nginx.conf. A host without nginx has no groupware.
+	Nginx string
+	// SOGoLibDirs are the directories searched for SOGo's ActiveSync
+	// bundle (ActiveSync.SOGo, from package sogo-activesync); nil means
+	// DefaultSOGoLibDirs.
+	SOGoLibDirs []string
+	// Probe asks a groupware backend (an address from the web server's
+	// proxy_pass, "127.0.0.1:20000" or "unix:/path") for method on path
+	// and returns the HTTP status. nil means a real HTTP request when Root
+	// is the real file system, and no probe under another root (a copy
+	// of a host's files is not this host): then nothing is advertised.
+	Probe ProbeFunc
+
 	Log *slog.Logger
 	// Previous is the Snapshot being served, if any. When a database
 	// table cannot be listed, its domains in Previous are carried forward

@@ -85,6 +85,9 @@ type savedContent struct {
 	Unreachable    []string      `json:"unreachable"`
 	HeldBack       []Endpoint    `json:"held_back"`
 	ProcNet        string        `json:"proc_net"`
+	// Groupware is nil on a host without groupware, so its saved
+	// snapshots and fingerprints are those of earlier releases.
+	Groupware *Groupware `json:"groupware,omitempty"`
 }
 
 func contentOf(s *Snapshot) savedContent {
@@ -92,6 +95,7 @@ func contentOf(s *Snapshot) savedContent {
 		Hostname: s.hostname, Listed: s.listed, Sources: s.sources,
 		Endpoints: s.endpoints, Certificates: s.certs, Warnings: s.warnings, DomainWarnings: s.domainWarnings,
 		Files: s.files, Globs: s.globs, Unreachable: s.unreachable, HeldBack: s.held, ProcNet: s.procNet,
+		Groupware: s.groupware.orNil(),
 	}
 }
 
@@ -509,6 +513,7 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 		hostname: hdr.Hostname, listed: hdr.Listed, sources: hdr.Sources,
 		endpoints: hdr.Endpoints, certs: hdr.Certificates, warnings: hdr.Warnings, domainWarnings: hdr.DomainWarnings,
 		files: hdr.Files, globs: hdr.Globs, unreachable: hdr.Unreachable, held: hdr.HeldBack, procNet: hdr.ProcNet,
+		groupware: hdr.Groupware.orZero(),
 		domains: make(map[string]domainInfo, hint), aliasOf: map[string]string{},
 	}
 	b := &builder{snap: s} // the names share a few large strings (intern); the fingerprint is summed

@@ -123,6 +123,8 @@ type Snapshot struct {
 	held    []Endpoint // configured, but nothing listens on their ports
 	procNet string     // the socket tables held was decided from; "" when not checked
 
+	groupware Groupware // see Groupware
+
 	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }
 
@@ -323,6 +325,7 @@ type jsonSnapshot struct {
 	Endpoints     []Endpoint    `json:"endpoints"`
 	Certificates  []Certificate `json:"certificates"`
 	Warnings      []string      `json:"warnings"`
+	Groupware     *Groupware    `json:"groupware,omitempty"`
 }
 
 // MarshalJSON encodes the Snapshot in the form README.md documents.
@@ -334,6 +337,7 @@ func (s *Snapshot) MarshalJSON() ([]byte, error) {
 		Endpoints:     s.endpoints,
 		Certificates:  s.certs,
 		Warnings:      s.warnings,
+		Groupware:     s.groupware.orNil(),
 	}
 	if doc.Endpoints == nil {
 		doc.Endpoints = []Endpoint{}
