@@ -91,3 +91,36 @@ func AsUser(t testing.TB, uid int, gids ...int) []string {
 	}
 	return []string{Need(t, "setpriv"), "--reuid=" + u, "--regid=" + u, groups, "--"}
 }
+
+// CopyTree copies the tree at src (files, directories and symbolic
+// links, as they are) into dst, merging with what dst holds: a test lays
+// several trees over one root this way.
+func CopyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			os.Remove(out)
+			return os.Symlink(target, out)
+		case fi.IsDir():
+			return os.MkdirAll(out, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -47,7 +47,7 @@ func vhostSum(v *Vhost) string {
 
 // TestFindGroupwareIRedMail reads iRedMail's tree with its real sogo.tmpl.
 func TestFindGroupwareIRedMail(t *testing.T) {
-	root, err := hostfs.New("testdata/iredmail-sogo")
+	root, err := hostfs.New("../../testdata/groupware/iredmail-sogo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestFindGroupwareIRedMailDisabled(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			copyTree(t, "testdata/iredmail-sogo", dir)
+			testtool.CopyTree(t, "../../testdata/groupware/iredmail-sogo", dir)
 			p := filepath.Join(dir, tt.file)
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -151,36 +151,6 @@ func TestFindGroupwareIRedMailDisabled(t *testing.T) {
 				t.Errorf("Missing = %s\nwant it to contain %q", m, tt.missing)
 			}
 		})
-	}
-}
-
-// copyTree copies src to dst, links as links.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, out)
-		case fi.IsDir():
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -82,7 +82,7 @@ func copyForNginx(t *testing.T, src, dst string) {
 // --root and compares the files, in order and byte for byte, with what
 // "nginx -T" dumps from a copy of the tree.
 func TestReadMatchesNginxIRedMail(t *testing.T) {
-	const fixture = "testdata/iredmail-sogo"
+	const fixture = "../../testdata/groupware/iredmail-sogo"
 	root, err := hostfs.New(fixture)
 	if err != nil {
 		t.Fatal(err)
