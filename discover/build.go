@@ -104,6 +104,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	b.chooseHostnames()
 	b.checkSigning()
 	b.buildEndpoints()
+	b.findGroupware(ctx)
 	before := len(b.snap.warnings)
 	b.buildDomains(ctx)
 	b.snap.domainWarnings = slices.Clone(b.snap.warnings[before:])

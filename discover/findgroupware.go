@@ -1,0 +1,237 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mailautoconf/mailautoconf/sources/nginx"
+)
+
+// probeTimeout bounds one probe of a groupware backend: SOGo on loopback
+// answers in milliseconds, and a build must not wait long on a hung one.
+const probeTimeout = 2 * time.Second
+
+// findGroupware decides which groupware services the host serves. A
+// service is advertised only when every signal agrees: nginx routes its
+// path to a backend on this host (Services: the location's file:line),
+// for ActiveSync SOGo's bundle is installed, and the backend answers a
+// request without credentials there with a status that proves the path
+// exists (401 or a success), not 404 or a gateway error. What was looked
+// for and not found goes to Groupware.Missing, for show; a host without
+// nginx looks for nothing.
+func (b *builder) findGroupware(ctx context.Context) {
+	opt := b.opt
+	conf := opt.Nginx
+	if conf == "" {
+		conf = nginx.DefaultConf
+	}
+	b.read(conf)
+	cfg, err := nginx.Read(opt.Root, conf)
+	switch {
+	case errors.Is(err, nginx.ErrNoConfig) && opt.Nginx == "":
+		return
+	case err != nil:
+		b.warn("groupware not advertised: %v", withHint(err))
+		b.snap.groupware.Missing = []string{fmt.Sprintf("CalDAV, CardDAV, ActiveSync: the web server's configuration cannot be read: %v", err)}
+		return
+	}
+	for _, f := range cfg.Files {
+		b.read(f.Path)
+	}
+	gw := cfg.FindGroupware()
+	v := b.groupwareVhost(gw)
+	if v == nil {
+		if len(gw.Vhosts) > 0 || len(cfg.Files) > 0 {
+			b.snap.groupware.Missing = []string{fmt.Sprintf("CalDAV, CardDAV, ActiveSync: %s has no HTTPS server for %s", conf, b.snap.hostname)}
+		}
+		return
+	}
+	port := 443
+	if p := tlsPort(v.Server); p != 0 {
+		port = p
+	}
+	probe := opt.Probe
+	if probe == nil && opt.Root.Dir() == "/" {
+		probe = httpProbe
+	}
+	g := &b.snap.groupware
+	vhostAt := v.Pos.String()
+
+	// CalDAV and CardDAV: SOGo serves both under /SOGo/dav/.
+	dav := service{
+		names: "CalDAV, CardDAV", proxy: v.DAV, path: nginx.PathDAV,
+		method: "PROPFIND", vhost: vhostAt, missing: missingFor(v, nginx.PathDAV),
+	}
+	if ev, why := b.prove(ctx, dav, probe); why != "" {
+		g.Missing = append(g.Missing, why)
+	} else {
+		for _, proto := range []string{ServiceCalDAV, ServiceCardDAV} {
+			g.Services = append(g.Services, Service{
+				Protocol: proto, Host: b.snap.hostname, Port: port, Path: nginx.PathDAV,
+				Source: v.DAV.Location.String(), Evidence: ev,
+			})
+		}
+	}
+
+	// ActiveSync: the location, the bundle, and SOGo answering there.
+	eas := service{
+		names: "ActiveSync", proxy: v.EAS, path: nginx.PathEAS,
+		method: "OPTIONS", vhost: vhostAt, missing: missingFor(v, nginx.PathEAS),
+	}
+	bundle, bundleWhy := b.findEASBundle()
+	switch ev, why := b.prove(ctx, eas, probe); {
+	case why != "":
+		g.Missing = append(g.Missing, why)
+	case bundleWhy != "":
+		g.Missing = append(g.Missing, "ActiveSync: "+bundleWhy)
+	default:
+		ev = append(ev, "SOGo's ActiveSync bundle is installed: "+bundle)
+		g.Services = append(g.Services, Service{
+			Protocol: ServiceActiveSync, Host: b.snap.hostname, Port: port, Path: nginx.PathEAS,
+			Source: v.EAS.Location.String(), Evidence: ev,
+		})
+	}
+}
+
+// A service is one groupware path to prove.
+type service struct {
+	names   string       // for messages: "CalDAV, CardDAV"
+	proxy   *nginx.Proxy // the location proxying path, nil when none does
+	path    string       // the request path clients use
+	method  string       // the probe's method
+	vhost   string       // the server block's file:line
+	missing string       // why proxy is nil, from the nginx reader
+}
+
+// prove returns the evidence that s is served, or why it is not.
+func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (evidence []string, why string) {
+	p := s.proxy
+	if p == nil {
+		why := fmt.Sprintf("%s: nginx does not proxy %s in the server at %s", s.names, s.path, s.vhost)
+		if s.missing != "" {
+			why += " (" + s.missing + ")"
+		}
+		return nil, why
+	}
+	route := fmt.Sprintf("nginx proxies %s to %s at %s", s.path, p.Target, p.Pos)
+	switch {
+	case len(p.Addrs) == 0:
+		return nil, fmt.Sprintf("%s: %s, an address only a request can resolve", s.names, route)
+	case !p.Loopback:
+		return nil, fmt.Sprintf("%s: %s, not on this host, so it cannot be probed here", s.names, route)
+	case p.TLS:
+		return nil, fmt.Sprintf("%s: %s over TLS, which the probe does not speak", s.names, route)
+	case probe == nil:
+		return nil, fmt.Sprintf("%s: %s; not probed (the files under --root are not this host)", s.names, route)
+	}
+	backendPath := s.path
+	if p.URI != "" {
+		// proxy_pass with a URI replaces the location's prefix with it.
+		_, prefix, _ := strings.Cut(strings.TrimPrefix(p.Match, "^~ "), " ")
+		if prefix == "" {
+			prefix = strings.TrimPrefix(p.Match, "^~ ")
+		}
+		backendPath = p.URI + strings.TrimPrefix(s.path, strings.TrimPrefix(prefix, "= "))
+	}
+	addr := p.Addrs[0]
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	status, err := probe(ctx, addr, s.method, backendPath)
+	answer := fmt.Sprintf("%s %s at %s", s.method, backendPath, addr)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("%s: %s, but %s failed: %v", s.names, route, answer, err)
+	case status == http.StatusUnauthorized || status >= 200 && status < 300:
+		return []string{route, fmt.Sprintf("%s answered %d %s", answer, status, http.StatusText(status))}, ""
+	default:
+		return nil, fmt.Sprintf("%s: %s, but %s answered %d %s", s.names, route, answer, status, http.StatusText(status))
+	}
+}
+
+// missingFor returns what the nginx reader says about path in v.
+func missingFor(v *nginx.Vhost, p string) string {
+	for _, m := range v.Missing {
+		if strings.HasPrefix(m, p+" ") || strings.HasPrefix(m, p+":") {
+			return m
+		}
+	}
+	return ""
+}
+
+// groupwareVhost returns the HTTPS server that answers for the host
+// name clients are told: the one naming it, else the default one.
+func (b *builder) groupwareVhost(gw *nginx.Groupware) *nginx.Vhost {
+	for _, v := range gw.Vhosts {
+		if slices.Contains(v.Names, b.snap.hostname) {
+			return v
+		}
+	}
+	return gw.Default()
+}
+
+// tlsPort returns the port of s's first TLS listen, 0 for none.
+func tlsPort(s *nginx.Server) int {
+	for _, l := range s.Listens {
+		if l.SSL && l.Port != 0 {
+			return l.Port
+		}
+	}
+	return 0
+}
+
+// findEASBundle looks for SOGo's ActiveSync bundle (package
+// sogo-activesync) and returns its path, or why it was not found.
+func (b *builder) findEASBundle() (found, why string) {
+	dirs := b.opt.SOGoLibDirs
+	if dirs == nil {
+		dirs = DefaultSOGoLibDirs
+	}
+	var looked []string
+	for _, dir := range dirs {
+		exe := path.Join(dir, "ActiveSync.SOGo", "ActiveSync")
+		b.read(exe)
+		looked = append(looked, exe)
+		if fi, err := b.opt.Root.Stat(exe); err == nil && fi.Mode().IsRegular() {
+			return path.Join(dir, "ActiveSync.SOGo"), ""
+		}
+	}
+	return "", "SOGo's ActiveSync bundle is not installed (package sogo-activesync; looked for " + strings.Join(looked, ", ") + ")"
+}
+
+// httpProbe is the ProbeFunc of a real host: one HTTP/1.1 request
+// without credentials, no redirects followed.
+func httpProbe(ctx context.Context, addr, method, target string) (int, error) {
+	network, address := "tcp", addr
+	host := addr
+	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, address, host = "unix", sock, "localhost"
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, address)
+		},
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+host+target, nil)
+	if err != nil {
+		return 0, err
+	}
+	if method == "PROPFIND" {
+		req.Header.Set("Depth", "0")
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

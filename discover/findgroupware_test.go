@@ -1,0 +1,156 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailautoconf/mailautoconf/internal/testtool"
+	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+)
+
+// sogoRoot lays iRedMail's nginx tree with SOGo (and sogo-activesync's
+// bundle) over a corpus set without a database, and lets edit change it.
+func sogoRoot(t *testing.T, edit func(dir string)) hostfs.Root {
+	t.Helper()
+	dir := t.TempDir()
+	testtool.CopyTree(t, "../testdata/corpus/handmade-static-domains", dir)
+	testtool.CopyTree(t, "../testdata/groupware/iredmail-sogo", dir)
+	if edit != nil {
+		edit(dir)
+	}
+	root, err := hostfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// sogoAnswers stands in for SOGo's answers without credentials: 401 on
+// its DAV and ActiveSync paths (what SOGo 5.8 answers, see
+// internal/sogotest), 404 elsewhere.
+func sogoAnswers(calls *[]string) ProbeFunc {
+	return func(ctx context.Context, addr, method, path string) (int, error) {
+		*calls = append(*calls, method+" "+addr+path)
+		switch path {
+		case "/SOGo/dav/", "/SOGo/Microsoft-Server-ActiveSync":
+			return 401, nil
+		}
+		return 404, nil
+	}
+}
+
+func TestFindGroupware(t *testing.T) {
+	commentOutEAS := func(dir string) {
+		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(b), "location ^~ /Microsoft-Server-ActiveSync", "location ^~ /Microsoft-Server-ActiveSync-off", 1)
+		if s == string(b) {
+			t.Fatal("sogo.tmpl has no ActiveSync location")
+		}
+		os.WriteFile(p, []byte(s), 0o644)
+	}
+	removeBundle := func(dir string) {
+		os.RemoveAll(filepath.Join(dir, "usr/lib/GNUstep/SOGo/ActiveSync.SOGo"))
+	}
+	down := func(ctx context.Context, addr, method, path string) (int, error) {
+		return 0, errors.New("dial tcp " + addr + ": connect: connection refused")
+	}
+	tests := []struct {
+		name     string
+		edit     func(dir string)
+		probe    ProbeFunc // nil: sogoAnswers
+		services []string  // protocol URL
+		missing  []string  // substrings of Missing, in order
+	}{
+		{name: "all three", services: []string{
+			"caldav https://mail.example.net/SOGo/dav/",
+			"carddav https://mail.example.net/SOGo/dav/",
+			"activesync https://mail.example.net/Microsoft-Server-ActiveSync",
+		}},
+		{name: "EAS location disabled", edit: commentOutEAS, services: []string{
+			"caldav https://mail.example.net/SOGo/dav/",
+			"carddav https://mail.example.net/SOGo/dav/",
+		}, missing: []string{"ActiveSync: nginx does not proxy /Microsoft-Server-ActiveSync"}},
+		{name: "no bundle", edit: removeBundle, services: []string{
+			"caldav https://mail.example.net/SOGo/dav/",
+			"carddav https://mail.example.net/SOGo/dav/",
+		}, missing: []string{"ActiveSync: SOGo's ActiveSync bundle is not installed (package sogo-activesync"}},
+		{name: "SOGo down", probe: down, missing: []string{
+			"CalDAV, CardDAV: nginx proxies /SOGo/dav/ to http://127.0.0.1:20000 at /etc/nginx/templates/sogo.tmpl:",
+			"ActiveSync: nginx proxies /Microsoft-Server-ActiveSync to http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync at /etc/nginx/templates/sogo.tmpl:",
+		}},
+		{name: "404", probe: func(ctx context.Context, addr, method, path string) (int, error) { return 404, nil }, missing: []string{
+			"answered 404 Not Found", "answered 404 Not Found",
+		}},
+		{name: "no nginx", edit: func(dir string) { os.RemoveAll(filepath.Join(dir, "etc/nginx")) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls []string
+			probe := tt.probe
+			if probe == nil {
+				probe = sogoAnswers(&calls)
+			}
+			root := sogoRoot(t, tt.edit)
+			s, err := Build(context.Background(), Options{Root: root, Probe: probe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := s.Groupware()
+			var got []string
+			for _, svc := range g.Services {
+				got = append(got, svc.Protocol+" "+svc.URL())
+				if svc.Source == "" || len(svc.Evidence) < 2 {
+					t.Errorf("%s: source %q evidence %q", svc.Protocol, svc.Source, svc.Evidence)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.services, "\n") {
+				t.Errorf("services:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.services, "\n"))
+			}
+			if len(g.Missing) != len(tt.missing) {
+				t.Fatalf("missing = %q, want %d like %q", g.Missing, len(tt.missing), tt.missing)
+			}
+			for i, m := range tt.missing {
+				if !strings.Contains(g.Missing[i], m) {
+					t.Errorf("missing[%d] = %q\nwant it to contain %q", i, g.Missing[i], m)
+				}
+			}
+			if tt.name == "no nginx" && s.Fingerprint() != plainFingerprint(t) {
+				t.Error("a host without nginx has another fingerprint than before")
+			}
+		})
+	}
+}
+
+// plainFingerprint is the corpus set's fingerprint with no groupware tree.
+func plainFingerprint(t *testing.T) uint64 {
+	root, err := hostfs.New("../testdata/corpus/handmade-static-domains")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(context.Background(), Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Fingerprint()
+}
+
+// TestFindGroupwareNotProbedUnderRoot: files under --root are not this
+// host, so nothing is advertised without a probe.
+func TestFindGroupwareNotProbedUnderRoot(t *testing.T) {
+	s, err := Build(context.Background(), Options{Root: sogoRoot(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.Groupware()
+	if len(g.Services) != 0 || len(g.Missing) != 2 || !strings.Contains(g.Missing[0], "not probed") {
+		t.Errorf("groupware = %+v", g)
+	}
+}
