@@ -514,7 +514,7 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 		endpoints: hdr.Endpoints, certs: hdr.Certificates, warnings: hdr.Warnings, domainWarnings: hdr.DomainWarnings,
 		files: hdr.Files, globs: hdr.Globs, unreachable: hdr.Unreachable, held: hdr.HeldBack, procNet: hdr.ProcNet,
 		groupware: hdr.Groupware.orZero(),
-		domains: make(map[string]domainInfo, hint), aliasOf: map[string]string{},
+		domains:   make(map[string]domainInfo, hint), aliasOf: map[string]string{},
 	}
 	b := &builder{snap: s} // the names share a few large strings (intern); the fingerprint is summed
 	b.hashSources()
