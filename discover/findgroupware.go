@@ -59,7 +59,7 @@ func (b *builder) findGroupware(ctx context.Context) {
 	}
 	probe := opt.Probe
 	if probe == nil && opt.Root.Dir() == "/" {
-		probe = httpProbe
+		probe = HTTPProbe
 	}
 	g := &b.snap.groupware
 	vhostAt := v.Pos.String()
@@ -205,9 +205,9 @@ func (b *builder) findEASBundle() (found, why string) {
 	return "", "SOGo's ActiveSync bundle is not installed (package sogo-activesync; looked for " + strings.Join(looked, ", ") + ")"
 }
 
-// httpProbe is the ProbeFunc of a real host: one HTTP/1.1 request
+// HTTPProbe is the ProbeFunc of a real host (Build's default there): one HTTP/1.1 request
 // without credentials, no redirects followed.
-func httpProbe(ctx context.Context, addr, method, target string) (int, error) {
+func HTTPProbe(ctx context.Context, addr, method, target string) (int, error) {
 	network, address := "tcp", addr
 	host := addr
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {

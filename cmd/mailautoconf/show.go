@@ -19,6 +19,7 @@ type commonFlags struct {
 	root          string
 	postfixDir    string
 	dovecotConfig string
+	nginxConfig   string
 	mysqlSocket   string
 	pgsqlHost     string
 	ldapURI       string
@@ -29,6 +30,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.root, "root", "", "read the mail server's files under `DIR` as if it were / (a copy of a host's /etc, a test set)")
 	fs.StringVar(&c.postfixDir, "postfix-dir", "", "Postfix configuration `directory` (default /etc/postfix, or /opt/postfix/conf when only that exists)")
 	fs.StringVar(&c.dovecotConfig, "dovecot-config", "", "Dovecot's main configuration `file` (default /etc/dovecot/dovecot.conf)")
+	fs.StringVar(&c.nginxConfig, "nginx-config", "", "nginx's main configuration `file`, read for the groupware it proxies (default /etc/nginx/nginx.conf)")
 	fs.StringVar(&c.mysqlSocket, "mysql-socket", "", "reach every MySQL host of Postfix's lookup files through this unix socket `path` instead (testing and inspection aid)")
 	fs.StringVar(&c.pgsqlHost, "pgsql-host", "", "reach every PostgreSQL host of Postfix's lookup files at this `host:port`, socket directory or postgresql:// URI instead (testing and inspection aid)")
 	fs.StringVar(&c.ldapURI, "ldap-uri", "", "reach every LDAP server of Postfix's lookup files at this `URI` instead, e.g. ldap://127.0.0.1:3389/ (testing and inspection aid)")
@@ -44,6 +46,7 @@ func (c *commonFlags) options(log *slog.Logger) (discover.Options, error) {
 		Root:          root,
 		PostfixDir:    c.postfixDir,
 		DovecotConfig: c.dovecotConfig,
+		Nginx:         c.nginxConfig,
 		Log:           log,
 	}
 	opt.MySQL.Override = c.mysqlSocket
@@ -159,6 +162,25 @@ func printSnapshot(w io.Writer, s *discover.Snapshot) error {
 				staged[c.Staged] = true
 				fmt.Fprintf(&b, "  %s: %s\n", c.Path, c.Staged)
 			}
+		}
+	}
+	if g := s.Groupware(); len(g.Services)+len(g.Missing) > 0 {
+		fmt.Fprintf(&b, "\nGroupware:\n")
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		for _, svc := range g.Services {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", svc.Protocol, svc.URL(), svc.Source)
+		}
+		tw.Flush()
+		for _, svc := range g.Services {
+			if svc.Protocol == discover.ServiceCardDAV {
+				continue // the same evidence as CalDAV's
+			}
+			for _, ev := range svc.Evidence {
+				fmt.Fprintf(&b, "    %s: %s\n", svc.Protocol, ev)
+			}
+		}
+		for _, m := range g.Missing {
+			fmt.Fprintf(&b, "  not advertised: %s\n", m)
 		}
 	}
 	if warns := s.Warnings(); len(warns) > 0 {
