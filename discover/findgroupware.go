@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/sources/listening"
 	"github.com/mailautoconf/mailautoconf/sources/nginx"
 )
 
@@ -147,11 +149,40 @@ func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (eviden
 	answer := fmt.Sprintf("%s %s at %s", s.method, backendPath, addr)
 	switch {
 	case err != nil:
+		b.awaitBackend(addr, err)
 		return nil, fmt.Sprintf("%s: %s, but %s failed: %v", s.names, route, answer, err)
 	case status == http.StatusUnauthorized || status >= 200 && status < 300:
 		return []string{route, fmt.Sprintf("%s answered %d %s", answer, status, http.StatusText(status))}, ""
 	default:
 		return nil, fmt.Sprintf("%s: %s, but %s answered %d %s", s.names, route, answer, status, http.StatusText(status))
+	}
+}
+
+// awaitBackend notes a loopback TCP backend that refused the probe's
+// connection: it is stopped or still starting (SOGo starts after
+// mailautoconf at boot), so WatchListening rebuilds once its port
+// listens, without waiting for a file to change.
+func (b *builder) awaitBackend(addr string, err error) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return
+	}
+	ap, perr := netip.ParseAddrPort(addr)
+	if perr != nil || !ap.Addr().IsLoopback() {
+		return
+	}
+	dir := b.opt.ProcNet
+	if dir == "" {
+		if b.opt.Root.Dir() != "/" {
+			return
+		}
+		dir = listening.DefaultDir
+	}
+	if b.snap.procNet == "" {
+		b.snap.procNet = dir
+	}
+	if !slices.Contains(b.snap.awaited, int(ap.Port())) {
+		b.snap.awaited = append(b.snap.awaited, int(ap.Port()))
 	}
 }
 

@@ -1,15 +1,22 @@
 package discover
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/listening"
 )
 
 // sogoRoot lays iRedMail's nginx tree with SOGo (and sogo-activesync's
@@ -152,5 +159,76 @@ func TestFindGroupwareNotProbedUnderRoot(t *testing.T) {
 	g := s.Groupware()
 	if len(g.Services) != 0 || len(g.Missing) != 2 || !strings.Contains(g.Missing[0], "not probed") {
 		t.Errorf("groupware = %+v", g)
+	}
+}
+
+// TestGroupwareBackendStartsLater: SOGo starts after mailautoconf (at
+// boot, sogo.service is slower). The real probe's connection is refused,
+// nothing is advertised, and WatchListening asks for a rebuild once the
+// backend's port listens; the rebuild advertises it. The backend is a
+// loopback HTTP server answering as SOGo does without credentials.
+func TestGroupwareBackendStartsLater(t *testing.T) {
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	root := sogoRoot(t, func(dir string) {
+		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
+		b, _ := os.ReadFile(p)
+		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
+	})
+	opt := Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir}
+	a, err := Build(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if g := a.Groupware(); len(g.Services) != 0 || len(g.Missing) != 2 || !strings.Contains(g.Missing[0], "connection refused") {
+		t.Fatalf("groupware with the backend stopped = %+v", g)
+	}
+	var cur atomic.Pointer[Snapshot]
+	cur.Store(a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	go WatchListening(ctx, 10*time.Millisecond, cur.Load, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-changed:
+		t.Fatal("WatchListening told before the backend listened")
+	default:
+	}
+
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == "PROPFIND" && r.URL.Path == "/SOGo/dav/",
+			r.Method == "OPTIONS" && r.URL.Path == "/SOGo/Microsoft-Server-ActiveSync":
+			w.Header().Set("WWW-Authenticate", `Basic realm="SOGo"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchListening did not tell when the backend listened")
+	}
+	b, err := Build(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if g := b.Groupware(); len(g.Services) != 3 || len(g.Missing) != 0 {
+		t.Errorf("groupware once the backend answers = %+v", g)
 	}
 }

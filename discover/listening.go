@@ -148,7 +148,9 @@ const ListeningPoll = 3 * time.Second
 // while current() holds an endpoint back, every poll, and calls changed
 // once per Snapshot. Every rebuild checks the tables anyway (a changed
 // file, SIGHUP, the periodic refresh); this catches the reload of a server
-// that changes which ports listen without any file changing.
+// that changes which ports listen without any file changing, and a
+// groupware backend (SOGo) that was not running when the Snapshot was
+// built starting to listen.
 func WatchListening(ctx context.Context, poll time.Duration, current func() *Snapshot, changed func()) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
@@ -163,14 +165,15 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 		case <-t.C:
 		}
 		s := current()
-		if s == nil || len(s.held) == 0 || told.Value() == s {
+		if s == nil || len(s.held)+len(s.awaited) == 0 || told.Value() == s {
 			continue
 		}
 		tab, err := listening.Read(s.procNet)
 		if err != nil {
 			continue // the next rebuild says why
 		}
-		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) {
+		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) ||
+			slices.ContainsFunc(s.awaited, tab.Bound) {
 			told = weak.Make(s)
 			changed()
 		}

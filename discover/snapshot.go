@@ -124,6 +124,9 @@ type Snapshot struct {
 	procNet string     // the socket tables held was decided from; "" when not checked
 
 	groupware Groupware // see Groupware
+	// awaited are the loopback ports of groupware backends that refused
+	// the probe's connection (WatchListening rebuilds when one listens).
+	awaited []int
 
 	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }
