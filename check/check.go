@@ -91,7 +91,8 @@ type run struct {
 }
 
 // Run performs every check and returns the results in a fixed order: the
-// domain sources' warnings, DNS, then HTTPS, then the mail endpoints, then
+// domain sources' warnings, DNS, then HTTPS (the discovery URLs, then the
+// groupware services the host proves it serves), then the mail endpoints, then
 // one result per client and domain (Group "client"). It fails only when the snapshot
 // cannot give the records to check (no host name).
 func Run(ctx context.Context, opt Options) ([]Result, error) {
@@ -111,7 +112,8 @@ func Run(ctx context.Context, opt Options) ([]Result, error) {
 		jobs = append(jobs, constant(Result{Group: "https", Name: "Apple profile signature", Status: Warn,
 			Detail: "Apple profiles are served unsigned (iOS and macOS show them as not verified): " + why}))
 	}
-	probes := append(r.httpsJobs(), r.mailJobs()...)
+	probes := append(r.httpsJobs(), r.groupwareJobs()...)
+	probes = append(probes, r.mailJobs()...)
 	probes = append(probes, r.clientJobs()...)
 	if dead := r.resolverAlive(ctx); dead != nil {
 		// Every DNS check, and every probe of a name, would fail the

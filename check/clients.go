@@ -30,6 +30,10 @@ const (
 	ClientAndroid     = "Thunderbird for Android"
 	ClientOutlook     = "Outlook"
 	ClientApple       = "Apple Mail"
+	// Thunderbird's calendar and address book lookups, reported only
+	// when the host proves it serves CalDAV and CardDAV.
+	ClientThunderbirdCalDAV  = "Thunderbird (CalDAV)"
+	ClientThunderbirdCardDAV = "Thunderbird (CardDAV)"
 )
 
 // A clientWalk follows one client's lookup order for one target and
@@ -38,28 +42,52 @@ const (
 type clientWalk struct {
 	client string
 	walk   func(r *run, ctx context.Context, t Target) Result
+	// needs is the groupware protocol (discover.ServiceCalDAV, ...) the
+	// host must prove it serves for the walk to be reported; "" for mail.
+	needs string
 }
 
 // clientWalks are the clients followed, in the order of the table.
 //
-// Extension point: CalDAV and CardDAV clients get a walk each here once
-// groupware detection (issue 12 item 1) tells what the host serves:
-// _caldavs._tcp/_carddavs._tcp SRV and TXT path= of the email domain
-// (RFC 6764), then https://<d>/.well-known/caldav|carddav, with the
-// principal URL the Apple profile carries. Nothing is reported for them
-// before the host can prove it serves them.
+// The CalDAV and CardDAV walks follow Thunderbird's lookup from the email
+// domain: _caldavs._tcp/_carddavs._tcp SRV and TXT path= (RFC 6764), then
+// https://<d>/.well-known/caldav|carddav. They are reported only for a
+// host that proves it serves the protocol (discover.Snapshot.Service);
+// the Apple row says whether the profile carries the CalDAV and CardDAV
+// payloads.
 var clientWalks = []clientWalk{
-	{ClientThunderbird, func(r *run, ctx context.Context, t Target) Result { return r.walkMozilla(ctx, t, false) }},
-	{ClientAndroid, func(r *run, ctx context.Context, t Target) Result { return r.walkMozilla(ctx, t, true) }},
-	{ClientOutlook, (*run).walkOutlook},
-	{ClientApple, (*run).walkApple},
+	{ClientThunderbird, func(r *run, ctx context.Context, t Target) Result { return r.walkMozilla(ctx, t, false) }, ""},
+	{ClientAndroid, func(r *run, ctx context.Context, t Target) Result { return r.walkMozilla(ctx, t, true) }, ""},
+	{ClientOutlook, (*run).walkOutlook, ""},
+	{ClientApple, (*run).walkApple, ""},
+	{ClientThunderbirdCalDAV, func(r *run, ctx context.Context, t Target) Result {
+		return r.davWalk(ctx, t, davService(discover.ServiceCalDAV))
+	}, discover.ServiceCalDAV},
+	{ClientThunderbirdCardDAV, func(r *run, ctx context.Context, t Target) Result {
+		return r.davWalk(ctx, t, davService(discover.ServiceCardDAV))
+	}, discover.ServiceCardDAV},
+}
+
+// walks returns the client walks that apply to the run's host.
+func (r *run) walks() []clientWalk {
+	var out []clientWalk
+	for _, w := range clientWalks {
+		if w.needs != "" {
+			if _, ok := r.opt.Snapshot.Service(w.needs); !ok {
+				continue
+			}
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // clientJobs returns one job per client and target.
 func (r *run) clientJobs() []job {
 	var jobs []job
+	walks := r.walks()
 	for _, t := range r.opt.Targets {
-		for _, w := range clientWalks {
+		for _, w := range walks {
 			name := w.client + " " + t.Domain
 			jobs = append(jobs, job{group: GroupClient, name: name, client: true, run: func(ctx context.Context) []Result {
 				res := w.walk(r, ctx, t)
@@ -485,14 +513,45 @@ func (r *run) trySRV(ctx context.Context, domain string, pox func(string) step) 
 func (r *run) walkApple(ctx context.Context, t Target) Result {
 	eps := dnsrecords.Advertised(r.opt.Snapshot)
 	q := "/mobileconfig?emailaddress=" + url.QueryEscape(t.Address)
+	var mu sync.Mutex
+	payloads := map[string][]string{} // the profile's payload types, by URL
 	profile := func(u string) step {
-		return step{method: "GET", url: u, read: readProfile,
+		return step{method: "GET", url: u,
+			read: func(b []byte) (string, error) {
+				m, err := parseProfile(b)
+				if err != nil {
+					return "", err
+				}
+				mu.Lock()
+				payloads[u] = m.payloads
+				mu.Unlock()
+				return summarizeProfile(m), nil
+			},
 			compare: func(b []byte) error { return compareProfile(b, eps) }}
 	}
 	all := r.tryAll(ctx, []step{profile("https://autoconfig." + t.Domain + q), profile("https://autodiscover." + t.Domain + q)})
 	res := judge(all, func(string) string { return "" })
 	if res.Status == OK {
 		res.Detail = "the settings page links the profile " + res.URL
+		// A host serving CalDAV and CardDAV: the profile should set up
+		// Calendar and Contacts too.
+		var lacks []string
+		for _, p := range []struct{ proto, payload string }{
+			{discover.ServiceCalDAV, PayloadCalDAV}, {discover.ServiceCardDAV, PayloadCardDAV},
+		} {
+			if _, ok := r.opt.Snapshot.Service(p.proto); ok && !slices.Contains(payloads[res.URL], p.payload) {
+				lacks = append(lacks, fmt.Sprintf("%s (%s)", protocolName(p.proto), p.payload))
+			}
+		}
+		if len(lacks) > 0 {
+			res.Status = Warn
+			noun := " payload"
+			if len(lacks) > 1 {
+				noun += "s"
+			}
+			res.Detail += "; it sets up mail only, without the " + strings.Join(lacks, " and ") + noun + " this host could offer"
+			res.Fix = "make " + hostOf(res.URL) + " reach this host's current mailautoconf, and reload it after configuration changes (systemctl reload mailautoconf): its profile carries CalDAV and CardDAV accounts for a host that serves them"
+		}
 	}
 	if res.Fix == "" && res.Status == Fail {
 		res.Fix = all[0].fix + "; the settings page there links the profile"
@@ -575,6 +634,7 @@ type appleMail struct {
 	inPort, outPort              int
 	inSSL, outSSL                bool
 	signed                       bool
+	payloads                     []string // every PayloadType, in order
 }
 
 // parseProfile reads a profile, signed (CMS) or not, and returns its mail
@@ -630,6 +690,8 @@ func parseProfile(body []byte) (appleMail, error) {
 				m.outHost = v
 			case "OutgoingMailServerPortNumber":
 				m.outPort = n
+			case "PayloadType":
+				m.payloads = append(m.payloads, v)
 			}
 		}
 		key = ""
@@ -646,6 +708,12 @@ func readProfile(body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return summarizeProfile(m), nil
+}
+
+// summarizeProfile says what a profile sets up: the mail servers, the
+// CalDAV and CardDAV accounts if any, and whether it is signed.
+func summarizeProfile(m appleMail) string {
 	tls := func(b bool) string {
 		if b {
 			return "SSL"
@@ -660,8 +728,20 @@ func readProfile(body []byte) (string, error) {
 	if m.signed {
 		sig = "signed"
 	}
-	return fmt.Sprintf("%s %s:%d %s, SMTP %s:%d %s, %s", kind, m.inHost, m.inPort, tls(m.inSSL), m.outHost, m.outPort, tls(m.outSSL), sig), nil
+	dav := ""
+	for _, p := range []struct{ payload, what string }{{PayloadCalDAV, "CalDAV"}, {PayloadCardDAV, "CardDAV"}} {
+		if slices.Contains(m.payloads, p.payload) {
+			dav += ", " + p.what + " account"
+		}
+	}
+	return fmt.Sprintf("%s %s:%d %s, SMTP %s:%d %s%s, %s", kind, m.inHost, m.inPort, tls(m.inSSL), m.outHost, m.outPort, tls(m.outSSL), dav, sig)
 }
+
+// The payload types of a profile's CalDAV and CardDAV accounts.
+const (
+	PayloadCalDAV  = "com.apple.caldav.account"
+	PayloadCardDAV = "com.apple.carddav.account"
+)
 
 // compareProfile checks that a profile names advertised servers.
 func compareProfile(body []byte, eps []discover.Endpoint) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/dnsrecords"
@@ -58,17 +59,21 @@ func (r *run) dnsJobs() []job {
 	host := r.plan.Host
 	jobs := []job{{group: "dns", name: "A/AAAA " + host, run: r.checkHost}}
 	for _, d := range r.plan.Domains {
-		var owners []string
-		byOwner := map[string][]dnsrecords.Record{}
+		// One job per owner name and type: an RFC 6764 name has an SRV
+		// and a TXT record.
+		type rrset struct{ owner, typ string }
+		var sets []rrset
+		byOwner := map[rrset][]dnsrecords.Record{}
 		for _, rec := range d.Records {
-			if _, ok := byOwner[rec.Name]; !ok {
-				owners = append(owners, rec.Name)
+			k := rrset{rec.Name, rec.Type}
+			if _, ok := byOwner[k]; !ok {
+				sets = append(sets, k)
 			}
-			byOwner[rec.Name] = append(byOwner[rec.Name], rec)
+			byOwner[k] = append(byOwner[k], rec)
 		}
-		for _, owner := range owners {
-			recs := byOwner[owner]
-			switch recs[0].Type {
+		for _, set := range sets {
+			owner, recs := set.owner, byOwner[set]
+			switch set.typ {
 			case "CNAME":
 				jobs = append(jobs, job{group: "dns", name: "CNAME " + trimDot(owner), run: func(ctx context.Context) []Result {
 					return []Result{r.checkCNAME(ctx, recs[0])}
@@ -76,6 +81,10 @@ func (r *run) dnsJobs() []job {
 			case "SRV":
 				jobs = append(jobs, job{group: "dns", name: "SRV " + trimDot(owner), run: func(ctx context.Context) []Result {
 					return []Result{r.checkSRV(ctx, owner, recs)}
+				}})
+			case "TXT":
+				jobs = append(jobs, job{group: "dns", name: "TXT " + trimDot(owner), run: func(ctx context.Context) []Result {
+					return []Result{r.checkTXT(ctx, owner, recs)}
 				}})
 			}
 		}
@@ -200,6 +209,59 @@ func (r *run) checkSRV(ctx context.Context, owner string, want []dnsrecords.Reco
 	for i, g := range got {
 		if !matched[i] {
 			problems = append(problems, fmt.Sprintf("also names %s port %d", lowerDot(g.Target), g.Port))
+		}
+	}
+	if len(problems) == 0 {
+		res.Status, res.Detail = OK, detail
+		return res
+	}
+	res.Status, res.Detail, res.Fix = Fail, detail+": "+strings.Join(problems, "; "), "replace the records: "+publish
+	return res
+}
+
+// checkTXT checks that owner has each wanted TXT record (the RFC 6764
+// path=): other TXT records beside it do no harm, but a second path= is
+// one the clients may pick instead.
+func (r *run) checkTXT(ctx context.Context, owner string, want []dnsrecords.Record) Result {
+	ctx, cancel := r.probeContext(ctx)
+	defer cancel()
+	res := Result{Group: "dns", Name: "TXT " + trimDot(owner)}
+	var lines []string
+	for _, w := range want {
+		lines = append(lines, w.String())
+	}
+	publish := "publish " + quoteAll(lines)
+	got, err := r.resolver.LookupTXT(ctx, owner)
+	var dnsErr *net.DNSError
+	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+		res.Status, res.Detail, res.Fix = Fail, describe(err, r.opt.Timeout), "make "+r.resolverName()+" answer, then check again"
+		return res
+	}
+	quoted := make([]string, len(got))
+	for i, g := range got {
+		quoted[i] = strconv.Quote(g)
+	}
+	detail := strings.Join(quoted, ", ")
+	if len(got) == 0 {
+		res.Status, res.Detail, res.Fix = Fail, "missing", publish
+		return res
+	}
+	var problems []string
+	for _, w := range want {
+		if slices.Contains(got, w.Text) {
+			continue
+		}
+		key, _, _ := strings.Cut(w.Text, "=")
+		if i := slices.IndexFunc(got, func(g string) bool { return strings.HasPrefix(g, key+"=") }); i >= 0 {
+			problems = append(problems, fmt.Sprintf("wrong %s: %q, want %q", key, got[i], w.Text))
+		} else {
+			problems = append(problems, fmt.Sprintf("lacks %q", w.Text))
+		}
+	}
+	for _, w := range want {
+		key, _, _ := strings.Cut(w.Text, "=")
+		if n := len(slices.DeleteFunc(slices.Clone(got), func(g string) bool { return !strings.HasPrefix(g, key+"=") })); n > 1 {
+			problems = append(problems, fmt.Sprintf("%d %s= records: clients may take any", n, key))
 		}
 	}
 	if len(problems) == 0 {

@@ -95,6 +95,7 @@ type answer struct {
 	status   int
 	body     []byte // at most maxAnswer bytes
 	location string // the Location header of a redirect not followed
+	header   http.Header
 	tls      *tls.ConnectionState
 }
 
@@ -106,6 +107,11 @@ type answer struct {
 // certificate the roots do not vouch for for the host is a *certError.
 // Redirects are followed only when follow is true.
 func (r *run) request(ctx context.Context, method, rawURL string, body []byte, follow bool) (*answer, error) {
+	return r.requestWith(ctx, method, rawURL, body, follow, nil)
+}
+
+// requestWith is request with more request headers (Depth for PROPFIND).
+func (r *run) requestWith(ctx context.Context, method, rawURL string, body []byte, follow bool, header http.Header) (*answer, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -135,6 +141,9 @@ func (r *run) request(ctx context.Context, method, rawURL string, body []byte, f
 		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	}
 	req.Header.Set("User-Agent", "mailautoconf-check")
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	client := r.client()
 	if !follow {
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -144,7 +153,7 @@ func (r *run) request(ctx context.Context, method, rawURL string, body []byte, f
 		return nil, err
 	}
 	defer resp.Body.Close()
-	a := &answer{status: resp.StatusCode, tls: resp.TLS, location: resp.Header.Get("Location")}
+	a := &answer{status: resp.StatusCode, tls: resp.TLS, location: resp.Header.Get("Location"), header: resp.Header}
 	a.body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return a, fmt.Errorf("reading the answer: %w", err)

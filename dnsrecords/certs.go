@@ -34,8 +34,9 @@ const hostWhy = "the mail host: target of the CNAME and SRV records; IMAP, POP3 
 
 // certNames lists the names the certificates must cover: for each domain
 // autoconfig.<d>, autodiscover.<d> and (optionally) <d>; then the host
-// name and every endpoint's host, which the SRV records name.
-func certNames(snap *discover.Snapshot, p *Plan, eps []discover.Endpoint) []CertName {
+// name, every endpoint's host and every DAV service's host, which the SRV
+// records name.
+func certNames(snap *discover.Snapshot, p *Plan, eps []discover.Endpoint, dav []davRecord) []CertName {
 	var out []CertName
 	add := func(name, why string, required bool, servers ...string) {
 		i := slices.IndexFunc(out, func(c CertName) bool { return c.Name == name })
@@ -65,6 +66,11 @@ func certNames(snap *discover.Snapshot, p *Plan, eps []discover.Endpoint) []Cert
 	}
 	for _, e := range eps {
 		add(e.Host, hostWhy, true, certServer(e.Server))
+	}
+	if len(p.Domains) > 0 {
+		for _, d := range dav {
+			add(d.svc.Host, "target of the _caldavs and _carddavs SRV records: CalDAV and CardDAV clients check this name", true, ServerHTTPS)
+		}
 	}
 
 	certs := snap.Certificates()

@@ -23,8 +23,23 @@
 // do not guess. Endpoints without TLS are left out, as the discovery
 // documents leave them out.
 //
+// When discover proves the host serves CalDAV and CardDAV (SOGo behind
+// nginx: discover.Snapshot.Service), each domain also gets the RFC 6764
+// records (DNS.md §2.6), pointing at the HTTPS server and its context path:
+//
+//	_caldavs._tcp.<d>.        SRV    0 1 443 <h>.          Thunderbird, Apple Calendar
+//	_caldavs._tcp.<d>.        TXT    "path=/SOGo/dav/"
+//	_carddavs._tcp.<d>.       SRV    0 1 443 <h>.          Thunderbird, Apple Contacts
+//	_carddavs._tcp.<d>.       TXT    "path=/SOGo/dav/"
+//
+// Thunderbird finds a calendar or address book from the email domain's
+// _caldavs/_carddavs SRV record and TXT path=, then from
+// https://<d>/.well-known/caldav|carddav. A host without proven groupware
+// gets none of these (not even "not offered" records: RFC 6764 defines
+// none), and ActiveSync needs no record beyond Autodiscover's.
+//
 // The MX record is suggested, not prescribed: a domain's mail may reach
 // this host through a filtering front-end. No TXT record is defined for
-// mail client setup (DNS.md §2.7), so none is written; nor are CalDAV or
+// mail client setup (DNS.md §2.7), so none is written for mail; nor are
 // MTA-STS records, which need servers this host does not describe.
 package dnsrecords

@@ -18,13 +18,15 @@ const TTL = 3600
 type Record struct {
 	Name string `json:"name"` // absolute, with the trailing dot
 	TTL  int    `json:"ttl"`
-	Type string `json:"type"` // "CNAME", "SRV" or "MX"
+	Type string `json:"type"` // "CNAME", "SRV", "TXT" or "MX"
 	// Priority is an SRV record's priority or an MX record's preference.
 	Priority int    `json:"priority"`
 	Weight   int    `json:"weight"` // SRV only
 	Port     int    `json:"port"`   // SRV only; 0 with the target "."
-	Target   string `json:"target"` // absolute; "." for a service not offered
-	Why      string `json:"why"`    // one line: who uses it, where it comes from
+	Target   string `json:"target"` // absolute; "." for a service not offered; "" for TXT
+	// Text is a TXT record's one string, unquoted ("path=/SOGo/dav/").
+	Text string `json:"text,omitempty"`
+	Why  string `json:"why"` // one line: who uses it, where it comes from
 }
 
 // NotOffered reports whether r is the SRV record saying a service is not
@@ -38,8 +40,16 @@ func (r Record) Data() string {
 		return fmt.Sprintf("%d %d %d %s", r.Priority, r.Weight, r.Port, r.Target)
 	case "MX":
 		return fmt.Sprintf("%d %s", r.Priority, r.Target)
+	case "TXT":
+		return quoteTXT(r.Text)
 	}
 	return r.Target
+}
+
+// quoteTXT returns s as one zone-file character-string: in double
+// quotes, with backslash and quote escaped (RFC 1035 §5.1).
+func quoteTXT(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 // String returns the record as one zone-file line, without its comment.
@@ -79,6 +89,52 @@ var Services = []Service{
 // Owner returns the SRV owner name of s for domain (absolute).
 func (s Service) Owner(domain string) string { return s.Label + "._tcp." + domain + "." }
 
+// A DAVService is one RFC 6764 service name: an SRV record naming the
+// HTTPS server and a TXT record with its context path, published only
+// when discover proved the host serves the protocol.
+type DAVService struct {
+	Label    string // "_caldavs"
+	Protocol string // discover.ServiceCalDAV or discover.ServiceCardDAV
+	What     string // "CalDAV"
+	Apple    string // Apple's app that reads it: "Calendar"
+}
+
+// DAVServices are the RFC 6764 services over TLS, in the order the
+// records are written. The plain-HTTP _caldav and _carddav names are not
+// written: the services are advertised over HTTPS only.
+var DAVServices = []DAVService{
+	{"_caldavs", discover.ServiceCalDAV, "CalDAV", "Calendar"},
+	{"_carddavs", discover.ServiceCardDAV, "CardDAV", "Contacts"},
+}
+
+// Owner returns the SRV and TXT owner name of s for domain (absolute).
+func (s DAVService) Owner(domain string) string { return s.Label + "._tcp." + domain + "." }
+
+// A davRecord is a proven DAV service with its host as written.
+type davRecord struct {
+	DAVService
+	svc discover.Service
+}
+
+// davServices returns the RFC 6764 services the snapshot proves, with
+// host names as lower-case A-labels.
+func davServices(snap *discover.Snapshot) []davRecord {
+	var out []davRecord
+	for _, d := range DAVServices {
+		svc, ok := snap.Service(d.Protocol)
+		if !ok {
+			continue
+		}
+		h, err := hostName(svc.Host)
+		if err != nil || svc.Port <= 0 || svc.Path == "" {
+			continue // discover proves services only with a host, port and path
+		}
+		svc.Host = h
+		out = append(out, davRecord{d, svc})
+	}
+	return out
+}
+
 // A Plan is every record and certificate name the hosted domains need.
 type Plan struct {
 	// Host is the mail host's name (lower-case A-labels): the target of
@@ -116,6 +172,18 @@ func For(snap *discover.Snapshot, domains []string) (*Plan, error) {
 	p.Notes = append(p.Notes, "The _imaps, _imap, _pop3s, _pop3, _submissions and _submission SRV records (RFC 6186, RFC 8314) serve the few clients and tools that read them: Thunderbird (desktop and Android), Evolution, Outlook and Apple Mail do not. Those find the servers through autoconfig.<domain> and autodiscover.<domain>, and the Thunderbirds also through the MX (see the suggested MX).")
 
 	eps := Advertised(snap)
+	dav := davServices(snap)
+	if len(dav) > 0 {
+		var names []string
+		for i, d := range dav {
+			if i > 0 && d.svc.URL() == dav[i-1].svc.URL() {
+				names[i-1] = strings.TrimSuffix(names[i-1], " at "+d.svc.URL())
+			}
+			names = append(names, d.What+" at "+d.svc.URL())
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("This host serves %s. The _caldavs and _carddavs SRV and TXT records (RFC 6764) let calendar and contact clients find them from the email address: Thunderbird looks them up on the email domain, then tries https://<domain>/.well-known/caldav and /.well-known/carddav; Apple's Calendar and Contacts (iOS, macOS) read them too. Instead of (or besides) the records, the web server of each domain may redirect /.well-known/caldav and /.well-known/carddav to %s.",
+			strings.Join(names, " and "), dav[0].svc.URL()))
+	}
 	for _, e := range snap.Endpoints() {
 		if e.Security == discover.SecurityNone {
 			p.Notes = append(p.Notes, fmt.Sprintf("%s on port %d has no TLS: no SRV record names it (the discovery documents leave it out too).", strings.ToUpper(e.Protocol), e.Port))
@@ -126,14 +194,14 @@ func For(snap *discover.Snapshot, domains []string) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dnsrecords: domain %w", err)
 		}
-		p.Domains = append(p.Domains, domainPlan(name, host, eps))
+		p.Domains = append(p.Domains, domainPlan(name, host, eps, dav))
 	}
-	p.Certificates = certNames(snap, p, eps)
+	p.Certificates = certNames(snap, p, eps, dav)
 	return p, nil
 }
 
 // domainPlan returns the records of one domain.
-func domainPlan(d, host string, eps []discover.Endpoint) Domain {
+func domainPlan(d, host string, eps []discover.Endpoint, dav []davRecord) Domain {
 	dom := Domain{Name: d, Records: []Record{}, Notes: []string{}}
 	add := func(r Record) { r.TTL = TTL; dom.Records = append(dom.Records, r) }
 
@@ -180,9 +248,23 @@ func domainPlan(d, host string, eps []discover.Endpoint) Domain {
 				Why: svc.What + ": not offered, clients must not guess (RFC 6186)"})
 		}
 	}
+	for _, s := range dav {
+		add(Record{Name: s.Owner(d), Type: "SRV", Priority: 0, Weight: 1, Port: s.svc.Port, Target: s.svc.Host + ".",
+			Why: fmt.Sprintf("%s over HTTPS (RFC 6764 §3): Thunderbird and Apple %s find the server from the email domain; nginx routes %s at %s", s.What, s.Apple, s.svc.Path, s.svc.Source)})
+		add(Record{Name: s.Owner(d), Type: "TXT", Text: "path=" + s.svc.Path,
+			Why: fmt.Sprintf("%s context path (RFC 6764 §4): the client asks https://%s%s, then finds each user's principal below it", s.What, hostPort(s.svc), s.svc.Path)})
+	}
 	dom.Suggested = []Record{{Name: d + ".", TTL: TTL, Type: "MX", Priority: 10, Target: host + ".",
 		Why: "if mail for " + d + " comes straight to this host (when autoconfig." + d + " fails, Thunderbird, desktop and Android, tries autoconfig.<base domain of the first MX>, unless that is " + d + " itself)"}}
 	return dom
+}
+
+// hostPort returns the service's host, with the port unless it is 443.
+func hostPort(s discover.Service) string {
+	if s.Port == 443 {
+		return s.Host
+	}
+	return fmt.Sprintf("%s:%d", s.Host, s.Port)
 }
 
 // rank returns the SRV priority of e: 10 times its place among the
