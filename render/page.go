@@ -21,6 +21,8 @@ type pageData struct {
 	Address      string // Marker(FieldAddress)
 	AddressQuery string // Marker(FieldAddressQuery)
 	Settings     []settingsTable
+	Groupware    []groupwareRow // proven CalDAV, CardDAV, ActiveSync
+	ProfileQR    string         // Marker(FieldProfileQR)
 }
 
 type settingsTable struct {
@@ -46,7 +48,13 @@ func PageForm(s *discover.Snapshot) ([]byte, error) {
 // of the incoming servers and one of the outgoing servers with TLS, best
 // first, with the user name each expects (the login address or local
 // part), and a link to the Apple profile at
-// /mobileconfig?emailaddress=<FieldAddressQuery>.
+// /mobileconfig?emailaddress=<FieldAddressQuery>. When the host proves it
+// serves CalDAV, CardDAV or ActiveSync (discover.Snapshot.Service), a
+// third table gives their URLs: the user's principal URL for CalDAV and
+// CardDAV, the endpoint for ActiveSync, with the same user name as the
+// best incoming mail server. After the profile link is a FieldProfileQR
+// hole for the link's QR code (Template.AppendQR, ProfileQR): empty with
+// Append.
 func PageSettings(s *discover.Snapshot) (*Template, error) {
 	eps, err := advertised(s)
 	if err != nil {
@@ -69,7 +77,7 @@ func PageSettings(s *discover.Snapshot) (*Template, error) {
 			in.Rows = append(in.Rows, row)
 		}
 	}
-	data := pageData{Hostname: s.Hostname(), Address: Marker(FieldAddress), AddressQuery: Marker(FieldAddressQuery)}
+	data := pageData{Hostname: s.Hostname(), Address: Marker(FieldAddress), AddressQuery: Marker(FieldAddressQuery), ProfileQR: Marker(FieldProfileQR)}
 	for _, t := range []settingsTable{in, out} {
 		if len(t.Rows) > 0 {
 			data.Settings = append(data.Settings, t)
@@ -77,6 +85,11 @@ func PageSettings(s *discover.Snapshot) (*Template, error) {
 	}
 	if len(data.Settings) == 0 {
 		return nil, fmt.Errorf("settings page: %w", ErrNoEndpoints)
+	}
+	// Groupware logs in as the mail server does (SOGo authenticates
+	// against the same users): the best incoming server's user name.
+	if in := bestOfEach(eps); len(in) > 0 && in[0].Protocol != "smtp" {
+		data.Groupware = groupwareRows(s, loginField(in[0]))
 	}
 	b, err := executePage(data)
 	if err != nil {

@@ -45,6 +45,10 @@ const (
 	// (url.QueryEscape) before the document's own escaping: for links
 	// such as /mobileconfig?emailaddress=...
 	FieldAddressQuery
+	// FieldProfileQR is a hole for raw HTML, not an address field: the QR
+	// code of the address's profile link (ProfileQR), which AppendQR
+	// writes there and Append leaves out.
+	FieldProfileQR
 	numFields
 )
 
@@ -58,6 +62,7 @@ var markers = [numFields]string{
 	FieldLoginAddress: "MAILAUTOCONFxLOGINADDRESSx9f3c",
 	FieldLoginDomain:  "MAILAUTOCONFxLOGINDOMAINx9f3c",
 	FieldAddressQuery: "MAILAUTOCONFxADDRESSQUERYx9f3c",
+	FieldProfileQR:    "MAILAUTOCONFxPROFILEQRx9f3c",
 }
 
 // Marker returns the string a renderer writes in place of f.
@@ -132,8 +137,14 @@ func (t *Template) Static() bool {
 func (t *Template) Size() int { return t.size + 128 }
 
 // Append appends the document for a to dst, each field escaped for the
-// template's syntax.
+// template's syntax. A FieldProfileQR hole stays empty.
 func (t *Template) Append(dst []byte, a Address) []byte {
+	return t.AppendQR(dst, a, nil)
+}
+
+// AppendQR is Append with qr, raw HTML that the caller made with
+// ProfileQR, written as it is in the FieldProfileQR hole.
+func (t *Template) AppendQR(dst []byte, a Address, qr []byte) []byte {
 	for _, p := range t.parts {
 		if p.lit != nil {
 			dst = append(dst, p.lit...)
@@ -161,6 +172,8 @@ func (t *Template) Append(dst []byte, a Address) []byte {
 			dst = t.appendEscaped(dst, url.QueryEscape(a.Local))
 			dst = append(dst, "%40"...)
 			dst = t.appendEscaped(dst, url.QueryEscape(a.Domain))
+		case FieldProfileQR:
+			dst = append(dst, qr...)
 		default:
 			panic(fmt.Sprintf("render: unknown field %d", p.field))
 		}

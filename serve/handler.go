@@ -292,10 +292,10 @@ func (s *Site) servePOX(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeDoc(w, http.StatusOK, s.poxErrors[poxBadRequest], cacheNone)
 		return
-	case strings.EqualFold(req.Schema, schemaMobileSync):
+	case strings.EqualFold(req.Schema, schemaMobileSync) && !s.easSync.ok():
 		writeDoc(w, http.StatusOK, s.mobileSync, cacheNone)
 		return
-	case !strings.EqualFold(req.Schema, schemaOutlook):
+	case !strings.EqualFold(req.Schema, schemaOutlook) && !strings.EqualFold(req.Schema, schemaMobileSync):
 		writeDoc(w, http.StatusOK, s.poxErrors[poxBadSchema], cacheNone)
 		return
 	}
@@ -308,11 +308,16 @@ func (s *Site) servePOX(w http.ResponseWriter, r *http.Request) {
 	if !s.poxFound(w, sd, err) {
 		return
 	}
+	a.LoginDomain = sd.loginDomain
+	if strings.EqualFold(req.Schema, schemaMobileSync) {
+		// ActiveSync is proven (easSync is ok): its settings.
+		writePage(w, http.StatusOK, s.easSync, a, cachePrivate)
+		return
+	}
 	if !s.pox.ok() {
 		writeDoc(w, http.StatusOK, s.poxErrors[poxInternal], cacheNone)
 		return
 	}
-	a.LoginDomain = sd.loginDomain
 	writePage(w, http.StatusOK, s.pox, a, cachePrivate)
 }
 
@@ -372,7 +377,12 @@ func (s *Site) poxFound(w http.ResponseWriter, sd siteDomain, err error) bool {
 func (s *Site) serveJSON(w http.ResponseWriter, r *http.Request, pathAddr string) {
 	rawProto, _ := queryParam(r.URL.RawQuery, "Protocol")
 	proto, err := unescapeParam(rawProto)
-	if err != nil || !strings.EqualFold(proto, "AutodiscoverV1") {
+	answer := s.json
+	switch {
+	case err == nil && strings.EqualFold(proto, "AutodiscoverV1"):
+	case err == nil && strings.EqualFold(proto, "ActiveSync") && s.jsonEAS.ok():
+		answer = s.jsonEAS
+	default:
 		writeDoc(w, http.StatusBadRequest, s.jsonError(proto), cacheNone)
 		return
 	}
@@ -416,7 +426,7 @@ func (s *Site) serveJSON(w http.ResponseWriter, r *http.Request, pathAddr string
 	} else {
 		a = placeholder(sd)
 	}
-	writePage(w, http.StatusOK, s.json, a, cache)
+	writePage(w, http.StatusOK, answer, a, cache)
 }
 
 // jsonError returns the InvalidProtocol answer for a Protocol value,
@@ -553,7 +563,11 @@ func (s *Site) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.LoginDomain = sd.loginDomain
-	writePage(w, http.StatusOK, s.settings, a, cachePrivate)
+	qr := s.profileQR(a)
+	bp := bufPool.Get().(*[]byte)
+	b := s.settings.t.AppendQR((*bp)[:0], a, qr)
+	writeBytes(w, http.StatusOK, s.settings.ctype, cachePrivate, b)
+	putBuf(bp, b)
 }
 
 func capitalize(s string) string {

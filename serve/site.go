@@ -60,11 +60,14 @@ type Site struct {
 
 	pox        page
 	poxErrors  map[int]doc
-	mobileSync doc
+	mobileSync doc  // 601: no ActiveSync
+	easSync    page // the mobilesync settings, when ActiveSync is proven
 	json       page
+	jsonEAS    page           // Protocol=ActiveSync, when ActiveSync is proven
 	jsonErrors map[string]doc // by lower-case protocol
 	form       doc
 	settings   page
+	qr         *qrCodes             // the settings page's QR codes, by address; nil: none
 	signer     *mobileconfig.Signer // nil: profiles are served unsigned
 	unsigned   string               // why signer is nil
 	certs      []siteCert           // for the https socket, in the snapshot's order
@@ -143,7 +146,7 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Site{snap: snap, log: log, life: &siteLife{}}
+	s := &Site{snap: snap, log: log, life: &siteLife{}, qr: &qrCodes{}}
 	s.life.refs.Store(1)
 	for _, o := range opts {
 		o(s)
@@ -193,8 +196,14 @@ func NewSite(root hostfs.Root, snap *discover.Snapshot, log *slog.Logger, opts .
 		s.poxErrors[code] = newDoc(render.ContentTypeXML, render.AutodiscoverPOXError(code, msg))
 	}
 	s.mobileSync = newDoc(render.ContentTypeXML, render.MobileSyncNoProvider())
+	if t, ok := render.MobileSync(snap); ok {
+		s.easSync = newPage(t)
+	}
 
 	s.json = newPage(render.AutodiscoverJSON())
+	if t, ok := render.AutodiscoverJSONActiveSync(snap); ok {
+		s.jsonEAS = newPage(t)
+	}
 	s.jsonErrors = map[string]doc{}
 	for _, p := range knownJSONProtocols {
 		s.jsonErrors[domainname.LowerASCII(p)] = newDoc(render.ContentTypeJSON, render.AutodiscoverJSONError(p))

@@ -5,7 +5,10 @@
 //
 // Profile writes the unsigned XML property list: one com.apple.mail.managed
 // payload with the best incoming server (IMAP, or POP3 when the host offers
-// no IMAP) and the best SMTP submission server, never a password. Its UUIDs
+// no IMAP) and the best SMTP submission server, never a password; and, when
+// the host proves it serves CalDAV and CardDAV (SOGo behind nginx, see
+// discover.Snapshot.Service), a com.apple.caldav.account and a
+// com.apple.carddav.account payload with the same user name. Its UUIDs
 // and identifiers are derived from the host name and the address, so
 // installing a newer profile for the same address replaces the old one.
 //

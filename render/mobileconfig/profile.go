@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,8 +25,32 @@ var ErrNoServer = errors.New("mobileconfig: no server a profile can describe")
 // Profile returns the unsigned .mobileconfig plist for the address; name is
 // the optional display name. UUIDs derived from (address, snapshot
 // hostname) — stable, not random.
+//
+// When the host proves it serves CalDAV and CardDAV
+// (discover.Snapshot.Service), the profile also has a CalDAV and a
+// CardDAV payload for the same user name and password as the mail
+// account.
 func Profile(s *discover.Snapshot, a render.Address, name string) ([]byte, error) {
-	return profile(s.Hostname(), s.Endpoints(), a, name)
+	in, err := snapshotInputs(s)
+	if err != nil {
+		return nil, err
+	}
+	return in.profile(a, name)
+}
+
+// snapshotInputs is inputsOf for a Snapshot, with its proven CalDAV and
+// CardDAV services.
+func snapshotInputs(s *discover.Snapshot) (profileInputs, error) {
+	p, err := inputsOf(s.Hostname(), s.Endpoints())
+	if err != nil {
+		return p, err
+	}
+	for _, proto := range []string{discover.ServiceCalDAV, discover.ServiceCardDAV} {
+		if svc, ok := render.Groupware(s, proto); ok {
+			p.dav = append(p.dav, svc)
+		}
+	}
+	return p, nil
 }
 
 // profile is Profile for the host name and endpoints of a Snapshot.
@@ -43,6 +68,8 @@ type profileInputs struct {
 	host        string // lower case, no trailing dot
 	in, out     discover.Endpoint
 	accountType string // EmailTypeIMAP or EmailTypePOP
+	// dav are the proven CalDAV and CardDAV services, in that order.
+	dav []discover.Service
 }
 
 // inputsOf picks what a profile for the host describes, or fails with
@@ -75,6 +102,14 @@ func (p profileInputs) key() string {
 		add(strconv.Itoa(e.Port))
 		add(authentication(e.Auth))
 		add(string(e.Username))
+	}
+	// Nothing is added without groupware, so a host without it keeps
+	// the keys (and the cached signed profiles) it had.
+	for _, svc := range p.dav {
+		add(svc.Protocol)
+		add(svc.Host)
+		add(strconv.Itoa(svc.Port))
+		add(svc.Path)
 	}
 	return string(b)
 }
@@ -141,8 +176,13 @@ func (p profileInputs) profile(a render.Address, name string) ([]byte, error) {
 		{"PayloadVersion", 1},
 	}...)
 
+	content := array{mail}
+	for _, svc := range p.dav {
+		content = append(content, p.davPayload(svc, a, key, ident))
+	}
+
 	profile := dict{
-		{"PayloadContent", array{mail}},
+		{"PayloadContent", content},
 		{"PayloadDescription", desc},
 		{"PayloadDisplayName", display},
 		{"PayloadIdentifier", ident},
@@ -158,6 +198,55 @@ func (p profileInputs) profile(a render.Address, name string) ([]byte, error) {
 		return nil, fmt.Errorf("mobileconfig: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// davPayload returns the com.apple.caldav.account or
+// com.apple.carddav.account payload for svc. The user name is the mail
+// account's (the incoming server's), the principal URL the user's own
+// (discover.Service.PrincipalPath). A domain's profile has neither: the
+// device asks for the user name, and finds the principal from the host
+// (the /.well-known/caldav and carddav redirects, RFC 6764). No password.
+func (p profileInputs) davPayload(svc discover.Service, a render.Address, key, ident string) dict {
+	k, what, typ := "CalDAV", "Calendars", "com.apple.caldav.account"
+	if svc.Protocol == discover.ServiceCardDAV {
+		k, what, typ = "CardDAV", "Contacts", "com.apple.carddav.account"
+	}
+	role := strings.ToLower(k)
+	port := svc.Port
+	if port == 0 {
+		port = 443
+	}
+	var d dict
+	var desc string
+	if a.Local == "" {
+		desc = what + " at " + a.Domain
+		d = dict{
+			{k + "AccountDescription", desc},
+			{k + "HostName", svc.Host},
+			{k + "Port", port},
+			{k + "UseSSL", true},
+		}
+	} else {
+		user := userName(p.in, a)
+		desc = what + " (" + a.String() + ")"
+		principal := strings.TrimSuffix(svc.URL(), svc.Path) + svc.PrincipalPath(url.PathEscape(user))
+		d = dict{
+			{k + "AccountDescription", desc},
+			{k + "HostName", svc.Host},
+			{k + "Port", port},
+			{k + "PrincipalURL", principal},
+			{k + "UseSSL", true},
+			{k + "Username", user},
+		}
+	}
+	return append(d, dict{
+		{"PayloadDescription", k + " settings: " + strings.ToLower(what) + " on " + svc.Host},
+		{"PayloadDisplayName", desc},
+		{"PayloadIdentifier", ident + "." + role},
+		{"PayloadType", typ},
+		{"PayloadUUID", derivedUUID(key, role)},
+		{"PayloadVersion", 1},
+	}...)
 }
 
 // userHint tells the user of a domain's profile what user name to type.
@@ -202,10 +291,7 @@ func pick(eps []discover.Endpoint, protocol string) (discover.Endpoint, bool) {
 // "Outgoing". Without a local part (a domain's profile) there is no user
 // name.
 func server(dir string, e discover.Endpoint, a render.Address) dict {
-	user := a.Local + "@" + loginDomain(a)
-	if e.Username == discover.UsernameLocalPart {
-		user = a.Local
-	}
+	user := userName(e, a)
 	p := dir + "MailServer"
 	d := dict{
 		{p + "Authentication", authentication(e.Auth)},
@@ -217,6 +303,15 @@ func server(dir string, e discover.Endpoint, a render.Address) dict {
 		return d // a domain's profile: the device asks for the user name
 	}
 	return append(d, entry{p + "Username", user})
+}
+
+// userName is the user name a logs in to e with: the local part, or the
+// local part at the login domain.
+func userName(e discover.Endpoint, a render.Address) string {
+	if e.Username == discover.UsernameLocalPart {
+		return a.Local
+	}
+	return a.Local + "@" + loginDomain(a)
 }
 
 func loginDomain(a render.Address) string {

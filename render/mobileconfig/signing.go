@@ -69,11 +69,11 @@ func (sg *Signer) signLimited(lim *limiter, withAddress bool, in profileInputs, 
 // snapshot.
 func (sg *Signer) inputsFor(s *discover.Snapshot) (profileInputs, string, error) {
 	if s != sg.snap {
-		in, err := inputsOf(s.Hostname(), s.Endpoints())
+		in, err := snapshotInputs(s)
 		return in, string(sg.fingerprint[:]) + in.key(), err
 	}
 	sg.inputsOnce.Do(func() {
-		sg.inputs, sg.inputsErr = inputsOf(s.Hostname(), s.Endpoints())
+		sg.inputs, sg.inputsErr = snapshotInputs(s)
 		sg.inputsKey = string(sg.fingerprint[:]) + sg.inputs.key()
 	})
 	return sg.inputs, sg.inputsKey, sg.inputsErr
