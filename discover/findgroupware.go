@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/listening"
@@ -143,9 +144,21 @@ func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (eviden
 		backendPath = p.URI + strings.TrimPrefix(s.path, strings.TrimPrefix(prefix, "= "))
 	}
 	addr := p.Addrs[0]
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	status, err := probe(ctx, addr, s.method, backendPath)
+	status, err := b.probeOnce(ctx, probe, addr, s.method, backendPath)
+	if b.wasAwaited(addr) {
+		// This rebuild comes from the backend's port opening: SOGo
+		// listens before its workers are ready and drops connections
+		// or answers 5xx meanwhile. Give it startRetry to settle; the
+		// old Snapshot serves while this one is built.
+		for deadline := time.Now().Add(startRetry); transient(status, err) && time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Sprintf("%s: %s; not probed: %v", s.names, route, ctx.Err())
+			case <-time.After(250 * time.Millisecond):
+			}
+			status, err = b.probeOnce(ctx, probe, addr, s.method, backendPath)
+		}
+	}
 	answer := fmt.Sprintf("%s %s at %s", s.method, backendPath, addr)
 	switch {
 	case err != nil:
@@ -158,17 +171,37 @@ func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (eviden
 	}
 }
 
-// awaitBackend notes a loopback TCP backend that refused the probe's
-// connection: it is stopped or still starting (SOGo starts after
-// mailautoconf at boot), so WatchListening rebuilds once its port
-// listens, without waiting for a file to change.
-func (b *builder) awaitBackend(addr string, err error) {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "dial" {
-		return
-	}
-	ap, perr := netip.ParseAddrPort(addr)
-	if perr != nil || !ap.Addr().IsLoopback() {
+// startRetry is how long a rebuild keeps probing a backend that has just
+// started listening (see prove).
+const startRetry = 10 * time.Second
+
+func (b *builder) probeOnce(ctx context.Context, probe ProbeFunc, addr, method, path string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return probe(ctx, addr, method, path)
+}
+
+// transient reports whether a probe's outcome may change within seconds
+// by itself: a network error, or a gateway's or overloaded server's 5xx.
+func transient(status int, err error) bool {
+	return err != nil || status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// wasAwaited reports whether the Snapshot being replaced waited for the
+// backend addr to listen (see awaitBackend).
+func (b *builder) wasAwaited(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && b.opt.Previous != nil && slices.Contains(b.opt.Previous.awaited, int(ap.Port()))
+}
+
+// awaitBackend notes a loopback TCP backend whose probe failed on the
+// network (refused, reset, timed out): it is stopped, stopping or still
+// starting (SOGo starts after mailautoconf at boot), so WatchListening
+// rebuilds once its port listens again, without waiting for a file to
+// change.
+func (b *builder) awaitBackend(addr string, probeErr error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().IsLoopback() {
 		return
 	}
 	dir := b.opt.ProcNet
@@ -181,8 +214,12 @@ func (b *builder) awaitBackend(addr string, err error) {
 	if b.snap.procNet == "" {
 		b.snap.procNet = dir
 	}
-	if !slices.Contains(b.snap.awaited, int(ap.Port())) {
-		b.snap.awaited = append(b.snap.awaited, int(ap.Port()))
+	port := int(ap.Port())
+	if !slices.Contains(b.snap.awaited, port) {
+		b.snap.awaited = append(b.snap.awaited, port)
+	}
+	if errors.Is(probeErr, syscall.ECONNREFUSED) && !slices.Contains(b.snap.refused, port) {
+		b.snap.refused = append(b.snap.refused, port)
 	}
 }
 

@@ -206,8 +206,13 @@ func TestGroupwareBackendStartsLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As SOGo does while its workers start: the port listens, the first
+	// requests fail.
+	var early atomic.Int32
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case early.Add(1) <= 3:
+			w.WriteHeader(http.StatusServiceUnavailable)
 		case r.Method == "PROPFIND" && r.URL.Path == "/SOGo/dav/",
 			r.Method == "OPTIONS" && r.URL.Path == "/SOGo/Microsoft-Server-ActiveSync":
 			w.Header().Set("WWW-Authenticate", `Basic realm="SOGo"`)
@@ -223,6 +228,7 @@ func TestGroupwareBackendStartsLater(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("WatchListening did not tell when the backend listened")
 	}
+	opt.Previous = a
 	b, err := Build(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
@@ -230,5 +236,42 @@ func TestGroupwareBackendStartsLater(t *testing.T) {
 	defer b.Close()
 	if g := b.Groupware(); len(g.Services) != 3 || len(g.Missing) != 0 {
 		t.Errorf("groupware once the backend answers = %+v", g)
+	}
+}
+
+// TestGroupwareBackendListeningBeforeFirstPoll: SOGo refused the build's
+// probe and listens before WatchListening first looks; the refusal at
+// build time counts as the port seen closed.
+func TestGroupwareBackendListeningBeforeFirstPoll(t *testing.T) {
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	root := sogoRoot(t, func(dir string) {
+		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
+		b, _ := os.ReadFile(p)
+		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
+	})
+	a, err := Build(context.Background(), Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	go WatchListening(ctx, 10*time.Millisecond, func() *Snapshot { return a }, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchListening did not tell about a backend that listened before its first poll")
 	}
 }

@@ -145,19 +145,23 @@ const ListeningPoll = 3 * time.Second
 // WatchListening calls changed, from its own goroutine, when a port the
 // current Snapshot holds back starts listening, so that a rebuild
 // advertises it; it returns when ctx ends. It reads the socket tables only
-// while current() holds an endpoint back, every poll, and calls changed
-// once per Snapshot. Every rebuild checks the tables anyway (a changed
-// file, SIGHUP, the periodic refresh); this catches the reload of a server
-// that changes which ports listen without any file changing, and a
-// groupware backend (SOGo) that was not running when the Snapshot was
-// built starting to listen.
+// while current() holds an endpoint back or awaits a backend, every poll,
+// and calls changed once per Snapshot. Every rebuild checks the tables
+// anyway (a changed file, SIGHUP, the periodic refresh); this catches the
+// reload of a server that changes which ports listen without any file
+// changing, and a groupware backend (SOGo) that failed the probe when the
+// Snapshot was built starting again: its port listening where it did not
+// when first polled, or listening again after it was seen closed (a
+// backend stopping may still hold its port while the probe fails).
 func WatchListening(ctx context.Context, poll time.Duration, current func() *Snapshot, changed func()) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	// The Snapshot changed was called for, held weakly: a replaced one
 	// (a million domains are some 200 MB) must be freed at once, not
-	// when the next one is told about.
-	var told weak.Pointer[Snapshot]
+	// when the next one is told about. watched is the Snapshot whose
+	// awaited ports down describes: those seen closed since.
+	var told, watched weak.Pointer[Snapshot]
+	var down map[int]bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -172,8 +176,23 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 		if err != nil {
 			continue // the next rebuild says why
 		}
-		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) ||
-			slices.ContainsFunc(s.awaited, tab.Bound) {
+		first := watched.Value() != s
+		if first {
+			watched, down = weak.Make(s), map[int]bool{}
+			for _, port := range s.refused {
+				down[port] = true // closed when the Snapshot was built
+			}
+		}
+		restarted := false
+		for _, port := range s.awaited {
+			switch {
+			case !tab.Bound(port):
+				down[port] = true
+			case down[port]:
+				restarted = true
+			}
+		}
+		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) || restarted {
 			told = weak.Make(s)
 			changed()
 		}

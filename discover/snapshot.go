@@ -124,9 +124,10 @@ type Snapshot struct {
 	procNet string     // the socket tables held was decided from; "" when not checked
 
 	groupware Groupware // see Groupware
-	// awaited are the loopback ports of groupware backends that refused
-	// the probe's connection (WatchListening rebuilds when one listens).
-	awaited []int
+	// awaited are the loopback ports of groupware backends whose probe
+	// failed on the network, refused those whose connection was refused
+	// (WatchListening rebuilds when one listens again).
+	awaited, refused []int
 
 	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }
