@@ -10,7 +10,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/listening"
@@ -162,7 +161,7 @@ func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (eviden
 	answer := fmt.Sprintf("%s %s at %s", s.method, backendPath, addr)
 	switch {
 	case err != nil:
-		b.awaitBackend(addr, err)
+		b.awaitBackend(addr)
 		return nil, fmt.Sprintf("%s: %s, but %s failed: %v", s.names, route, answer, err)
 	case status == http.StatusUnauthorized || status >= 200 && status < 300:
 		return []string{route, fmt.Sprintf("%s answered %d %s", answer, status, http.StatusText(status))}, ""
@@ -191,15 +190,18 @@ func transient(status int, err error) bool {
 // backend addr to listen (see awaitBackend).
 func (b *builder) wasAwaited(addr string) bool {
 	ap, err := netip.ParseAddrPort(addr)
-	return err == nil && b.opt.Previous != nil && slices.Contains(b.opt.Previous.awaited, int(ap.Port()))
+	return err == nil && b.opt.Previous != nil &&
+		slices.ContainsFunc(b.opt.Previous.awaited, func(a awaitedPort) bool { return a.port == int(ap.Port()) })
 }
 
 // awaitBackend notes a loopback TCP backend whose probe failed on the
 // network (refused, reset, timed out): it is stopped, stopping or still
 // starting (SOGo starts after mailautoconf at boot), so WatchListening
-// rebuilds once its port listens again, without waiting for a file to
-// change.
-func (b *builder) awaitBackend(addr string, probeErr error) {
+// rebuilds once a new socket listens on its port, without waiting for a
+// file to change. The sockets listening there now (a server that is
+// stopping may still hold its port) are recorded, so that only another
+// one counts.
+func (b *builder) awaitBackend(addr string) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !ap.Addr().IsLoopback() {
 		return
@@ -211,16 +213,25 @@ func (b *builder) awaitBackend(addr string, probeErr error) {
 		}
 		dir = listening.DefaultDir
 	}
+	port := int(ap.Port())
+	if slices.ContainsFunc(b.snap.awaited, func(a awaitedPort) bool { return a.port == port }) {
+		return
+	}
+	tab, err := listening.Read(dir)
+	if err != nil {
+		return // then nothing can be watched; the next rebuild tells
+	}
 	if b.snap.procNet == "" {
 		b.snap.procNet = dir
 	}
-	port := int(ap.Port())
-	if !slices.Contains(b.snap.awaited, port) {
-		b.snap.awaited = append(b.snap.awaited, port)
-	}
-	if errors.Is(probeErr, syscall.ECONNREFUSED) && !slices.Contains(b.snap.refused, port) {
-		b.snap.refused = append(b.snap.refused, port)
-	}
+	b.snap.awaited = append(b.snap.awaited, awaitedPort{port: port, listeners: tab.Listeners(port)})
+}
+
+// An awaitedPort is a backend's port and the inodes of the sockets that
+// listened on it when its probe failed.
+type awaitedPort struct {
+	port      int
+	listeners []uint64
 }
 
 // missingFor returns what the nginx reader says about path in v.

@@ -275,3 +275,63 @@ func TestGroupwareBackendListeningBeforeFirstPoll(t *testing.T) {
 		t.Fatal("WatchListening did not tell about a backend that listened before its first poll")
 	}
 }
+
+// TestGroupwareBackendRestarted: the probe fails while a stopping backend
+// still holds its port (it hangs up on every connection); WatchListening
+// must not take that socket for a new start, and must tell once another
+// socket listens on the port.
+func TestGroupwareBackendRestarted(t *testing.T) {
+	dying, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := dying.Addr().String()
+	go func() {
+		for {
+			c, err := dying.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	root := sogoRoot(t, func(dir string) {
+		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
+		b, _ := os.ReadFile(p)
+		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
+	})
+	a, err := Build(context.Background(), Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if g := a.Groupware(); len(g.Services) != 0 || len(a.awaited) != 1 {
+		t.Fatalf("groupware %+v, awaited %v: want nothing advertised and the port awaited", g, a.awaited)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	go WatchListening(ctx, 10*time.Millisecond, func() *Snapshot { return a }, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-changed:
+		t.Fatal("WatchListening told while the same socket listened")
+	default:
+	}
+	dying.Close()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchListening did not tell about the new socket")
+	}
+}

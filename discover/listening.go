@@ -150,18 +150,14 @@ const ListeningPoll = 3 * time.Second
 // anyway (a changed file, SIGHUP, the periodic refresh); this catches the
 // reload of a server that changes which ports listen without any file
 // changing, and a groupware backend (SOGo) that failed the probe when the
-// Snapshot was built starting again: its port listening where it did not
-// when first polled, or listening again after it was seen closed (a
-// backend stopping may still hold its port while the probe fails).
+// Snapshot was built listening on a new socket: started, or restarted.
 func WatchListening(ctx context.Context, poll time.Duration, current func() *Snapshot, changed func()) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	// The Snapshot changed was called for, held weakly: a replaced one
 	// (a million domains are some 200 MB) must be freed at once, not
-	// when the next one is told about. watched is the Snapshot whose
-	// awaited ports down describes: those seen closed since.
-	var told, watched weak.Pointer[Snapshot]
-	var down map[int]bool
+	// when the next one is told about.
+	var told weak.Pointer[Snapshot]
 	for {
 		select {
 		case <-ctx.Done():
@@ -176,23 +172,11 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 		if err != nil {
 			continue // the next rebuild says why
 		}
-		first := watched.Value() != s
-		if first {
-			watched, down = weak.Make(s), map[int]bool{}
-			for _, port := range s.refused {
-				down[port] = true // closed when the Snapshot was built
-			}
-		}
-		restarted := false
-		for _, port := range s.awaited {
-			switch {
-			case !tab.Bound(port):
-				down[port] = true
-			case down[port]:
-				restarted = true
-			}
-		}
-		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) || restarted {
+		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) ||
+			slices.ContainsFunc(s.awaited, func(a awaitedPort) bool {
+				now := tab.Listeners(a.port)
+				return len(now) > 0 && !slices.Equal(now, a.listeners)
+			}) {
 			told = weak.Make(s)
 			changed()
 		}

@@ -125,9 +125,9 @@ type Snapshot struct {
 
 	groupware Groupware // see Groupware
 	// awaited are the loopback ports of groupware backends whose probe
-	// failed on the network, refused those whose connection was refused
-	// (WatchListening rebuilds when one listens again).
-	awaited, refused []int
+	// failed on the network (WatchListening rebuilds when a new socket
+	// listens on one).
+	awaited []awaitedPort
 
 	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }

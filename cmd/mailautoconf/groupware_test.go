@@ -19,6 +19,7 @@ import (
 
 	"github.com/smallstep/pkcs7"
 
+	"github.com/mailautoconf/mailautoconf/internal/dnstest"
 	"github.com/mailautoconf/mailautoconf/internal/sogotest"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
 )
@@ -243,6 +244,37 @@ func TestGroupwareSOGo(t *testing.T) {
 			t.Errorf("dns lacks %s:\n%s", want, zone)
 		}
 	}
+
+	// 3b. check probes the real SOGo at the advertised URLs and finds
+	// CalDAV and CardDAV the way Thunderbird does, through DNS made from
+	// dns's own records.
+	zoneText := "example.com. 60 IN SOA ns.example.com. hostmaster.example.com. 1 3600 600 86400 60\n" +
+		"example.com. 60 IN NS ns.example.com.\nns.example.com. 60 IN A 127.0.0.1\n" +
+		"mail.example.com. 60 IN A 127.0.0.1\nexample.com. 60 IN MX 10 mail.example.com.\n"
+	for _, line := range strings.SplitAfter(string(zone), "\n") {
+		if strings.HasPrefix(line, "_caldavs.") || strings.HasPrefix(line, "_carddavs.") {
+			zoneText += line
+		}
+	}
+	ns := dnstest.Start(t, zoneText)
+	checkArgs := append([]string{"check", "--root", "/"}, args...)
+	checkArgs = append(checkArgs, "--resolver", ns.Addr, "--timeout", "3s", "--ca-file", h.CAFile,
+		"--connect", h.ServerName+":"+nginxPort+"="+h.HTTPS, addr)
+	report, _ := exec.Command(bin, checkArgs...).CombinedOutput()
+	for _, want := range []string{
+		"ok    https  PROPFIND " + origin + "/SOGo/dav/",
+		"ok    https  OPTIONS " + easURL,
+		"ok    dns    SRV _caldavs._tcp.example.com",
+		"Thunderbird (CalDAV)",
+	} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("check lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("check on the SOGo host:\n%s", report)
+	}
+	t.Logf("check on the SOGo host:\n%s", report)
 
 	// 4. The ActiveSync location disabled: the watcher sees sogo.tmpl
 	// change, and mobilesync gets 601 again; DAV stays.

@@ -40,12 +40,21 @@ const DefaultDir = "/proc/self/net"
 // read. The zero value lists nothing.
 type Table struct {
 	sockets []netip.AddrPort // local addresses, sorted
+	all     []Socket         // with their inodes, as read (Read only)
+}
+
+// A Socket is a listening socket: its local address and the inode that
+// names it while it exists. A server that restarts listens on a new
+// socket, with a new inode, at the same address.
+type Socket struct {
+	Addr  netip.AddrPort
+	Inode uint64
 }
 
 // Read reads dir/tcp and dir/tcp6. A missing tcp6 is an empty one (a kernel
 // without IPv6); any other error, from either file, is returned.
 func Read(dir string) (*Table, error) {
-	var all []netip.AddrPort
+	var all []Socket
 	for _, name := range []string{"tcp", "tcp6"} {
 		p := filepath.Join(dir, name)
 		f, err := os.Open(p)
@@ -55,14 +64,38 @@ func Read(dir string) (*Table, error) {
 			}
 			return nil, err
 		}
-		socks, err := Parse(f)
+		socks, err := ParseSockets(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s%w", p, err)
 		}
 		all = append(all, socks...)
 	}
-	return NewTable(all), nil
+	addrs := make([]netip.AddrPort, len(all))
+	for i, s := range all {
+		addrs[i] = s.Addr
+	}
+	t := NewTable(addrs)
+	t.all = all
+	return t, nil
+}
+
+// Listeners returns the inodes of the sockets listening on port, on any
+// address, sorted: a different list at another time means the server
+// listening there was restarted (or another took its place). Only a
+// Table from Read knows inodes.
+func (t *Table) Listeners(port int) []uint64 {
+	if t == nil {
+		return nil
+	}
+	var out []uint64
+	for _, s := range t.all {
+		if int(s.Addr.Port()) == port {
+			out = append(out, s.Inode)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // NewTable returns a Table of the listening sockets given.
@@ -128,7 +161,21 @@ const stateListen = "0A"
 // kernel stores them (network order, printed as native integers) and the
 // port as a hexadecimal number. An error names the line (":3: ...").
 func Parse(r io.Reader) ([]netip.AddrPort, error) {
-	var out []netip.AddrPort
+	socks, err := ParseSockets(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.AddrPort, len(socks))
+	for i, s := range socks {
+		out[i] = s.Addr
+	}
+	return out, nil
+}
+
+// ParseSockets is Parse with each socket's inode, the tenth column (0
+// when a line lacks it).
+func ParseSockets(r io.Reader) ([]Socket, error) {
+	var out []Socket
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), 64<<10)
 	line := 0
@@ -155,7 +202,13 @@ func Parse(r io.Reader) ([]netip.AddrPort, error) {
 		if err != nil {
 			return nil, fmt.Errorf(":%d: local address %q: %w", line, f[1], err)
 		}
-		out = append(out, ap)
+		var inode uint64
+		if len(f) > 9 {
+			if inode, err = strconv.ParseUint(f[9], 10, 64); err != nil {
+				return nil, fmt.Errorf(":%d: inode %.24q: not a number", line, f[9])
+			}
+		}
+		out = append(out, Socket{Addr: ap, Inode: inode})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf(":%d: %w", line+1, err)
