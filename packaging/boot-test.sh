@@ -16,7 +16,9 @@
 #      nothing in it can reach or collide with this host's services);
 #   5. run packaging/boot-test/checks.sh inside it (nsenter into the
 #      container's PID 1), which loads the vmail database, checks that the
-#      mail services run, installs the .deb and prints PASS or FAIL per check.
+#      mail services run, installs the .deb and prints PASS or FAIL per check;
+#      among them "mailautoconf check --resolver" against NSD serving the
+#      zones "mailautoconf dns" prints, which prints the per-client table.
 #
 # Exits non-zero when a check fails. Needs root, Go, git, debootstrap,
 # systemd-nspawn (systemd-container) and nsenter (util-linux); without them,
@@ -35,11 +37,14 @@ corpus=testdata/corpus/iredmail-mysql-debian12
 # What the container gets: systemd to boot, the mail stack of the corpus set
 # (iRedMail's Dovecot runs imap, pop3, lmtp and sieve with MySQL tables; its
 # Postfix uses pcre: and proxy:mysql: tables), nginx, and the tools the
-# checks use. rpm is Debian's, for running the .rpm's scriptlets.
-include=systemd-sysv,dbus,adduser,procps,iproute2,psmisc,curl,ca-certificates,openssl,
+# checks use. rpm is Debian's, for running the .rpm's scriptlets. NSD (an
+# authoritative-only DNS server, the smallest of Debian's) serves the zones
+# "mailautoconf dns" prints, for "mailautoconf check --resolver"; jq reads
+# the JSON of both.
+include=systemd-sysv,dbus,adduser,procps,iproute2,psmisc,curl,ca-certificates,openssl,jq,
 include+=postfix,postfix-mysql,postfix-pcre,
 include+=dovecot-core,dovecot-imapd,dovecot-pop3d,dovecot-lmtpd,dovecot-managesieved,dovecot-sieve,dovecot-mysql,
-include+=mariadb-server,mariadb-client,nginx,rpm
+include+=mariadb-server,mariadb-client,nginx,nsd,rpm
 
 start=$(date +%s)
 elapsed() { echo "$(($(date +%s) - start))s"; }

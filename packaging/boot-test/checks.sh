@@ -7,7 +7,9 @@
 # exit status is 1 when one failed.
 #
 # It does what an admin would: apt-get install, curl, systemctl, an editor
-# (sed), mariadb, postfix reload, apt-get remove and purge, and rpm.
+# (sed), mariadb, postfix reload, apt-get remove and purge, and rpm; and
+# publishes what "mailautoconf dns" prints (in NSD, on 127.0.0.1:5300) and
+# runs "mailautoconf check --resolver" against it.
 set -uo pipefail
 cd /root/boot-test
 deb=./$1 deb2=./$2 rpm=./$3 rpm2=./$4 version=$5 version2=$6
@@ -239,6 +241,197 @@ check "alias domain alias.example.com is served" served unix alias.example.com
 check "backup-MX domain backupmx.example.net is not served (404)" not_served unix backupmx.example.net
 
 # ---------------------------------------------------------------------------
+# mailautoconf check follows each client's lookup order through DNS and
+# HTTPS. The container has no DNS: NSD serves, on 127.0.0.1:$dns_port, a
+# zone per hosted domain made of that domain's block of "mailautoconf dns"
+# (with the suggested MX taken as is), and the A record of the host the
+# notes ask for (127.0.0.1, where nginx and the mail servers listen).
+dns_port=5300
+resolver=127.0.0.1:$dns_port
+zonedir=/etc/nsd/boot-test
+# The four clients the table must name for every domain (CalDAV and
+# CardDAV rows may come on top).
+clients=("Thunderbird" "Thunderbird for Android" "Outlook" "Apple Mail")
+zones=() dns_domains=() dns_host= host_zone=
+# zone_text ZONE: the zone file of ZONE from $tmp/dns.zone.
+zone_text() {
+	local z=$1
+	printf '$ORIGIN %s.\n$TTL 3600\n' "$z"
+	printf '@\tIN SOA\t%s. hostmaster.%s. 1 3600 600 86400 300\n@\tIN NS\t%s.\n' "$dns_host" "$z" "$dns_host"
+	# The domain's block: its records, and the suggested MX uncommented (mail
+	# for the domains of the set does come straight to this host).
+	awk -v h="; ===== $z =====" '
+		$0 == h { on = 1; next }
+		/^; =====/ { on = 0 }
+		!on { next }
+		/^; [^ ]+\.[ \t]+[0-9]+ IN MX [0-9]+ [^ ]+\.$/ { sub(/^; /, ""); print; next }
+		/^;/ || NF == 0 { next }
+		{ print }' "$tmp/dns.zone"
+	[ "$z" != "$host_zone" ] || printf '%s.\tIN A\t127.0.0.1\n' "$dns_host"
+}
+# serve_zones writes the zones and nsd.conf from "mailautoconf dns" and
+# (re)starts NSD; prints what went wrong.
+serve_zones() {
+	local z d
+	mailautoconf dns >"$tmp/dns.zone" 2>"$tmp/dns.err" &&
+		mailautoconf dns --format json >"$tmp/dns.json" 2>>"$tmp/dns.err" || {
+		sed 's/^/      | /' "$tmp/dns.err"
+		return 1
+	}
+	dns_host=$(jq -r .host "$tmp/dns.json")
+	mapfile -t dns_domains < <(jq -r '.domains[].name' "$tmp/dns.json")
+	[ -n "$dns_host" ] && [ "${#dns_domains[@]}" -gt 0 ] || {
+		note "mailautoconf dns names no host or no domain"
+		return 1
+	}
+	# The host's A record goes into the longest hosted domain above it, or
+	# into a zone of its own.
+	host_zone=
+	for d in "${dns_domains[@]}"; do
+		case $dns_host in "$d" | *."$d") [ "${#d}" -le "${#host_zone}" ] || host_zone=$d ;; esac
+	done
+	zones=("${dns_domains[@]}")
+	[ -n "$host_zone" ] || {
+		host_zone=$dns_host
+		zones+=("$dns_host")
+	}
+	mkdir -p "$zonedir"
+	[ -f /etc/nsd/nsd.conf.debian ] || cp -p /etc/nsd/nsd.conf /etc/nsd/nsd.conf.debian
+	{
+		printf 'server:\n\tip-address: 127.0.0.1@%s\n\tzonesdir: "%s"\n\tverbosity: 1\nremote-control:\n\tcontrol-enable: no\n' "$dns_port" "$zonedir"
+		for z in "${zones[@]}"; do
+			printf 'zone:\n\tname: "%s"\n\tzonefile: "%s.zone"\n' "$z" "$z"
+		done
+	} >/etc/nsd/nsd.conf
+	for z in "${zones[@]}"; do
+		zone_text "$z" >"$zonedir/$z.zone"
+		nsd-checkzone "$z" "$zonedir/$z.zone" >"$tmp/out" 2>&1 || {
+			sed 's/^/      | /' "$tmp/out" "$zonedir/$z.zone"
+			return 1
+		}
+	done
+	quiet nsd-checkconf /etc/nsd/nsd.conf && quiet systemctl restart nsd.service &&
+		until_ok 10 eval '[ -n "$(ss -Hlun "sport = :$dns_port")" ]'
+}
+# run_check NAME CA_FILE: mailautoconf check --resolver, in text (printed
+# into this log) and in JSON ($tmp/NAME.json); check_rc is its exit status.
+check_rc=
+run_check() {
+	local name=$1 ca=$2
+	check_rc=0
+	mailautoconf check --resolver "$resolver" --ca-file "$ca" >"$tmp/$name.txt" 2>"$tmp/$name.err" || check_rc=$?
+	note "mailautoconf check --resolver $resolver --ca-file $ca (exit $check_rc):"
+	sed 's/^/      | /' "$tmp/$name.txt" "$tmp/$name.err"
+	mailautoconf check --json --resolver "$resolver" --ca-file "$ca" >"$tmp/$name.json" 2>/dev/null
+	jq -e . "$tmp/$name.json" >/dev/null 2>&1
+}
+# client_row NAME CLIENT DOMAIN: the client's result for DOMAIN, as JSON.
+client_row() {
+	jq -c --arg c "$2" --arg d "$3" '[.results[] | select(.group == "client" and .client == $c and .domain == $d)] | if length == 1 then .[0] else empty end' "$tmp/$1.json"
+}
+# table_shape NAME: every hosted domain has a row for each client, each
+# row a URL, and a row that is not ok says why and what to fix; prints
+# what is missing.
+table_shape() {
+	local name=$1 d c row bad=
+	grep -q '^Per client' "$tmp/$name.txt" && grep -q '^CLIENT  *DOMAIN  *RESULT  *URL' "$tmp/$name.txt" || bad="no per-client table in the text output"
+	for d in "${dns_domains[@]}"; do
+		for c in "${clients[@]}"; do
+			row=$(client_row "$name" "$c" "$d")
+			if [ -z "$row" ]; then
+				bad+="${bad:+; }no single $c row for $d"
+			elif ! jq -e '(.url // "") != "" and (.status == "ok" or ((.detail // "") != "" and (.fix // "") != ""))' <<<"$row" >/dev/null; then
+				bad+="${bad:+; }$c/$d: $row"
+			elif ! grep -qE "^$c  +$d  +" "$tmp/$name.txt"; then
+				bad+="${bad:+; }$c/$d not in the text table"
+			fi
+		done
+	done
+	[ -z "$bad" ] || note "$bad"
+	[ -z "$bad" ]
+}
+# rows_where NAME CLIENT JQ_FILTER: the domains whose CLIENT row fails
+# the filter ($d is the domain), with the row's status and URL; empty
+# when every row passes.
+rows_where() {
+	local d row out=
+	for d in "${dns_domains[@]}"; do
+		row=$(client_row "$1" "$2" "$d")
+		jq -e --arg d "$d" "$3" <<<"${row:-null}" >/dev/null 2>&1 ||
+			out+="${out:+; }$d: $(jq -r '"\(.status) \(.url) (\(.detail))"' <<<"${row:-null}" 2>/dev/null | cut -c1-300)"
+	done
+	printf '%s' "$out"
+}
+# group_failures NAME GROUP: the FAIL results of GROUP, one a line.
+group_failures() {
+	jq -r --arg g "$2" '.results[] | select(.group == $g and .status == "FAIL") | "\(.name): \(.detail)"' "$tmp/$1.json"
+}
+
+section "mailautoconf check --resolver: NSD on $resolver serving the zones of mailautoconf dns; iRedMail's certificate (mail.example.com only)"
+if serve_zones; then
+	pass "NSD $(nsd -v 2>&1 | head -1 | grep -o '[0-9][0-9.]*' | head -1) serves ${#zones[@]} zones from mailautoconf dns on $resolver: ${zones[*]} (host $dns_host in $host_zone)"
+else
+	fail "could not serve the zones of mailautoconf dns with NSD (above)"
+fi
+for z in "${zones[@]}"; do
+	note "zone $z:" && sed 's/^/      | /' "$zonedir/$z.zone"
+done
+run_check iredmail /etc/ssl/certs/iRedMail.crt
+check "check --json is JSON; the text output is the report (exit $check_rc: $(tail -1 "$tmp/iredmail.txt"))" \
+	eval 'jq -e ".results | length > 0" "$tmp/iredmail.json" >/dev/null && grep -qE "^[0-9]+ checks: " "$tmp/iredmail.txt"'
+check "the per-client table: ${clients[*]} for each of ${dns_domains[*]}, each with a URL, and why and a fix when not ok" \
+	table_shape iredmail
+bad=$(group_failures iredmail dns)
+check "DNS as NSD serves it holds what mailautoconf dns asks for (no FAIL among the dns checks)${bad:+: $bad}" test -z "$bad"
+# iRedMail's certificate covers mail.example.com alone: Outlook finds the
+# host through the _autodiscover._tcp SRV record (after a prompt, hence
+# warn); the names autoconfig.<d> and autodiscover.<d> fail on the
+# certificate, and their rows say so and name the fix.
+bad=$(rows_where iredmail Outlook '.status != "FAIL" and (.url | startswith("SRV _autodiscover._tcp." + $d + " → https://mail.example.com/"))')
+check "Outlook reaches mail.example.com through SRV _autodiscover._tcp.<domain> for every domain (warn: Outlook asks first)${bad:+: $bad}" test -z "$bad"
+bad=$(rows_where iredmail Thunderbird '.status == "FAIL" and (.detail | contains("autoconfig." + $d)) and (.fix | contains("autoconfig." + $d))')
+check "Thunderbird: the certificate lacks autoconfig.<domain>; each row names it in why and fix${bad:+: $bad}" test -z "$bad"
+
+# The admin then does what the TLS certificate names of "mailautoconf dns"
+# ask: a certificate for nginx covering every required name the https
+# front presents (from a throwaway CA here), in iRedMail's ssl.tmpl.
+section "mailautoconf check --resolver, nginx with a certificate for the names mailautoconf dns lists for https"
+mapfile -t web_names < <(jq -r '.certificate_names[] | select(.required and any(.servers[]; . == "https")) | .name' "$tmp/dns.json")
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/web-ca.key" -out "$tmp/web-ca.crt" -subj '/CN=boot-test web CA' -days 30 2>/dev/null
+san=$(printf 'DNS:%s,' "${web_names[@]}")
+openssl req -newkey rsa:2048 -nodes -keyout "$tmp/web.key" -subj "/CN=${web_names[0]:-none}" -addext "subjectAltName=${san%,}" \
+	-out "$tmp/web.req" 2>/dev/null
+openssl x509 -req -in "$tmp/web.req" -CA "$tmp/web-ca.crt" -CAkey "$tmp/web-ca.key" -CAcreateserial -days 30 \
+	-copy_extensions copy -out "$tmp/web.crt" 2>/dev/null
+install -m 0644 "$tmp/web.crt" /etc/ssl/certs/boot-test-web.crt
+install -m 0600 "$tmp/web.key" /etc/ssl/private/boot-test-web.key
+cp -p /etc/nginx/templates/ssl.tmpl "$tmp/ssl.tmpl.good"
+sed -i 's|/etc/ssl/certs/iRedMail.crt|/etc/ssl/certs/boot-test-web.crt|; s|/etc/ssl/private/iRedMail.key|/etc/ssl/private/boot-test-web.key|' /etc/nginx/templates/ssl.tmpl
+check "nginx presents a certificate for ${#web_names[@]} names: ${web_names[*]}" eval 'nginx_ok && quiet systemctl reload nginx.service'
+# The mail servers keep iRedMail's certificate: trust both.
+cat "$tmp/web-ca.crt" /etc/ssl/certs/iRedMail.crt >"$tmp/cas.pem"
+# nginx's workers take the new certificate once reloaded.
+until_ok 10 eval 'echo | openssl s_client -connect 127.0.0.1:443 -servername "autoconfig.${dns_domains[0]}" 2>/dev/null | openssl x509 -noout -issuer 2>/dev/null | grep -q "boot-test web CA"' ||
+	note "nginx still presents the old certificate after ${waited}s"
+run_check named "$tmp/cas.pem"
+check "the per-client table: ${clients[*]} for each of ${dns_domains[*]}, each with a URL, and why and a fix when not ok" \
+	table_shape named
+bad=$(rows_where named Thunderbird '.status == "ok" and (.url | startswith("https://autoconfig." + $d + "/mail/config-v1.1.xml?emailaddress="))')
+check "Thunderbird: ok through https://autoconfig.<domain>/mail/config-v1.1.xml for every domain${bad:+: $bad}" test -z "$bad"
+bad=$(rows_where named "Thunderbird for Android" '.status == "ok" and .url == "https://autoconfig." + $d + "/mail/config-v1.1.xml"')
+check "Thunderbird for Android: ok through https://autoconfig.<domain>/mail/config-v1.1.xml (no address sent) for every domain${bad:+: $bad}" test -z "$bad"
+bad=$(rows_where named Outlook '.status == "ok" and (.url | startswith("https://autodiscover." + $d + "/autodiscover/"))')
+check "Outlook: ok through https://autodiscover.<domain>/autodiscover/ for every domain${bad:+: $bad}" test -z "$bad"
+bad=$(rows_where named "Apple Mail" '.status == "ok" and (.url | startswith("https://autoconfig." + $d + "/mobileconfig?emailaddress="))')
+check "Apple Mail: ok through the profile at https://autoconfig.<domain>/mobileconfig for every domain${bad:+: $bad}" test -z "$bad"
+bad=$(jq -r '.results[] | select(.status == "FAIL") | "\(.group) \(.name): \(.detail)"' "$tmp/named.json" 2>/dev/null | head -5 | tr '\n' ' ')
+check "with DNS and the certificate as mailautoconf dns asks, check finds nothing to fix (exit $check_rc: $(tail -1 "$tmp/named.txt"))${bad:+: $bad}" \
+	eval '[ "$check_rc" = 0 ] && [ -z "$bad" ]'
+cp -p "$tmp/ssl.tmpl.good" /etc/nginx/templates/ssl.tmpl
+rm -f /etc/ssl/certs/boot-test-web.crt /etc/ssl/private/boot-test-web.key
+check "nginx back on iRedMail's certificate" eval 'nginx_ok && quiet systemctl reload nginx.service'
+
+# ---------------------------------------------------------------------------
 section "a master.cf edit is advertised once postfix reload applies it"
 cp -p /etc/postfix/master.cf "$tmp/master.cf.good"
 t_edit=$(date +%s)
@@ -284,8 +477,11 @@ if quiet timeout 30 systemctl reload mailautoconf.service; then
 else
 	fail "systemctl reload failed"
 fi
-# systemctl returns once ExecReload ran; the daemon is "reload" until READY=1.
-until_ok 10 is_running
+# systemctl returns once ExecReload ran (kill -HUP), maybe before the daemon
+# has even sent RELOADING=1 (Type=notify-reload, which waits, needs systemd
+# 253; bookworm has 252): wait for the reload's own log line, then READY=1.
+reloaded() { journal_since "$t0" | sed -n '/SIGHUP: reloading/,$p' | grep -q 'snapshot published' && is_running; }
+until_ok 10 reloaded
 check "running again ${waited}s after the reload, same process (MainPID $pid -> $(main_pid))" \
 	eval '[ "$(main_pid)" = "$pid" ] && is_running'
 check "still answering after the reload" served unix example.org
