@@ -148,7 +148,7 @@ func TestGroupwareServed(t *testing.T) {
 // beyond it the page comes without the code.
 func TestSettingsPageQR(t *testing.T) {
 	site := buildSite(t, "../testdata/corpus/handmade-static-domains", "")
-	site.qr.budget = newTokenBucket(0, 1) // one code, never more
+	site.qr.budget = newQRBudget(0, 1) // one code, never more
 	ts := startServer(t, site)
 	page := func(addr string) []byte {
 		t.Helper()

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/internal/tokenbucket"
 	"github.com/mailautoconf/mailautoconf/render"
 )
 
@@ -20,13 +21,13 @@ const (
 )
 
 // processQRBudget bounds new QR codes for every Site of the process.
-var processQRBudget = newTokenBucket(qrPerSecond, qrBurst)
+var processQRBudget = newQRBudget(qrPerSecond, qrBurst)
 
 // qrCodes holds a Site's QR codes by address.
 type qrCodes struct {
 	mu     sync.Mutex
 	m      map[string][]byte
-	budget *tokenBucket // nil: processQRBudget
+	budget *qrBudget // nil: processQRBudget
 }
 
 // profileQR returns the QR code HTML for a's profile link, or nil when the
@@ -70,30 +71,19 @@ func (s *Site) profileQR(a render.Address) []byte {
 	return b
 }
 
-// A tokenBucket allows rate events a second on average, burst at once.
-type tokenBucket struct {
-	mu     sync.Mutex
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
+// A qrBudget is a token bucket (internal/tokenbucket) with its lock.
+type qrBudget struct {
+	mu sync.Mutex
+	b  tokenbucket.Bucket
 }
 
-func newTokenBucket(rate, burst float64) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
+func newQRBudget(rate, burst float64) *qrBudget {
+	return &qrBudget{b: tokenbucket.New(rate, burst)}
 }
 
 // take spends a token if one is left at now.
-func (b *tokenBucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+func (q *qrBudget) take(now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.b.Take(now)
 }

@@ -1,6 +1,6 @@
 // Package tokenbucket is the token bucket the daemon's budgets share: the
-// database lookups for names the snapshot lacks (serve) and the profile
-// signatures (render/mobileconfig). It keeps no clock and no lock of its
+// database lookups for names the snapshot lacks and the QR codes of the
+// settings page (serve), and the profile signatures (render/mobileconfig). It keeps no clock and no lock of its
 // own: callers pass the time and hold their own mutex.
 package tokenbucket
 
