@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"crypto/tls"
+	"github.com/mailautoconf/mailautoconf/internal/groupwaretest"
 	"io"
 	"log"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/dnstest"
-	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/serve"
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
@@ -28,23 +28,11 @@ func sogoSnapshot(t *testing.T) (*discover.Snapshot, hostfs.Root) {
 	chain, key, _ := pki.leaf(t, 90*24*time.Hour, allNames...)
 	dir := t.TempDir()
 	writeRoot(t, dir, chain, key)
-	testtool.CopyTree(t, "../testdata/groupware/iredmail-sogo", dir)
+	snap := groupwaretest.Snapshot(t, dir, nil)
 	root, err := hostfs.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe := func(ctx context.Context, addr, method, path string) (int, error) {
-		switch path {
-		case "/SOGo/dav/", "/SOGo/Microsoft-Server-ActiveSync":
-			return 401, nil
-		}
-		return 404, nil
-	}
-	snap, err := discover.Build(context.Background(), discover.Options{Root: root, Probe: probe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snap.Close() })
 	if g := snap.Groupware(); len(g.Services) != 3 {
 		t.Fatalf("groupware = %+v, want CalDAV, CardDAV and ActiveSync", g)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"github.com/mailautoconf/mailautoconf/internal/groupwaretest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
-	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden files with the current output")
@@ -27,27 +27,7 @@ var sogoGolden = filepath.Join("..", "testdata", "golden", "iredmail-sogo.dns.zo
 // elsewhere, unless probe stands in for another answer.
 func sogoSnapshot(t *testing.T, probe discover.ProbeFunc) *discover.Snapshot {
 	t.Helper()
-	dir := t.TempDir()
-	testtool.CopyTree(t, "../testdata/corpus/handmade-static-domains", dir)
-	testtool.CopyTree(t, "../testdata/groupware/iredmail-sogo", dir)
-	root, err := hostfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if probe == nil {
-		probe = func(ctx context.Context, addr, method, path string) (int, error) {
-			switch path {
-			case "/SOGo/dav/", "/SOGo/Microsoft-Server-ActiveSync":
-				return 401, nil
-			}
-			return 404, nil
-		}
-	}
-	snap, err := discover.Build(context.Background(), discover.Options{Root: root, Probe: probe})
-	if err != nil {
-		t.Fatalf("discover.Build: %v", err)
-	}
-	t.Cleanup(func() { snap.Close() })
+	snap := groupwaretest.Corpus(t, "../testdata/corpus/handmade-static-domains", probe)
 	return snap
 }
 

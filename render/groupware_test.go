@@ -2,10 +2,10 @@ package render
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"github.com/mailautoconf/mailautoconf/internal/groupwaretest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/mailautoconf/mailautoconf/discover"
 	"github.com/mailautoconf/mailautoconf/internal/testtool"
-	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 	"github.com/mailautoconf/mailautoconf/sources/sqltable"
 )
 
@@ -24,25 +23,7 @@ import (
 // CardDAV and ActiveSync are proven.
 func sogoSnapshot(t testing.TB) *discover.Snapshot {
 	t.Helper()
-	dir := t.TempDir()
-	testtool.CopyTree(t, corpusDir+"/handmade-static-domains", dir)
-	testtool.CopyTree(t, "../testdata/groupware/iredmail-sogo", dir)
-	root, err := hostfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := func(ctx context.Context, addr, method, path string) (int, error) {
-		switch path {
-		case "/SOGo/dav/", "/SOGo/Microsoft-Server-ActiveSync":
-			return 401, nil
-		}
-		return 404, nil
-	}
-	s, err := discover.Build(context.Background(), discover.Options{Root: root, Probe: probe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := groupwaretest.Corpus(t, corpusDir+"/handmade-static-domains", nil)
 	for _, p := range []string{discover.ServiceCalDAV, discover.ServiceCardDAV, discover.ServiceActiveSync} {
 		if _, ok := s.Service(p); !ok {
 			t.Fatalf("the SOGo snapshot does not prove %s: %q", p, s.Groupware().Missing)

@@ -2,9 +2,9 @@ package serve
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
+	"github.com/mailautoconf/mailautoconf/internal/groupwaretest"
 	"log/slog"
 	"net/http"
 	"os"
@@ -24,23 +24,11 @@ func sogoSite(t testing.TB) *Site {
 	t.Helper()
 	dir := t.TempDir()
 	testtool.CopyTree(t, "../testdata/corpus/handmade-static-domains", dir)
-	testtool.CopyTree(t, "../testdata/groupware/iredmail-sogo", dir)
+	snap := groupwaretest.Snapshot(t, dir, nil)
 	root, err := hostfs.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe := func(ctx context.Context, addr, method, path string) (int, error) {
-		switch path {
-		case "/SOGo/dav/", "/SOGo/Microsoft-Server-ActiveSync":
-			return 401, nil
-		}
-		return 404, nil
-	}
-	snap, err := discover.Build(context.Background(), discover.Options{Root: root, Probe: probe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snap.Close() })
 	if _, ok := snap.Service(discover.ServiceActiveSync); !ok {
 		t.Fatalf("ActiveSync not proven: %q", snap.Groupware().Missing)
 	}

@@ -1,16 +1,14 @@
 package mobileconfig
 
 import (
-	"context"
+	"github.com/mailautoconf/mailautoconf/internal/groupwaretest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/mailautoconf/mailautoconf/discover"
-	"github.com/mailautoconf/mailautoconf/internal/testtool"
 	"github.com/mailautoconf/mailautoconf/render"
-	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
 
 // sogoSnapshot is the handmade corpus set with iRedMail's nginx and SOGo
@@ -18,26 +16,7 @@ import (
 // answer without credentials): CalDAV, CardDAV and ActiveSync are proven.
 func sogoSnapshot(t testing.TB) *discover.Snapshot {
 	t.Helper()
-	dir := t.TempDir()
-	testtool.CopyTree(t, "../../testdata/corpus/handmade-static-domains", dir)
-	testtool.CopyTree(t, "../../testdata/groupware/iredmail-sogo", dir)
-	root, err := hostfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := func(ctx context.Context, addr, method, path string) (int, error) {
-		switch path {
-		case "/SOGo/dav/", "/SOGo/Microsoft-Server-ActiveSync":
-			return 401, nil
-		}
-		return 404, nil
-	}
-	s, err := discover.Build(context.Background(), discover.Options{Root: root, Probe: probe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return groupwaretest.Corpus(t, "../../testdata/corpus/handmade-static-domains", nil)
 }
 
 // TestProfileGroupware: a host with SOGo gets a CalDAV and a CardDAV
