@@ -5,8 +5,8 @@ import (
 	"context"
 	"flag"
 	"github.com/mailautoconf/mailautoconf/internal/groupwaretest"
+	"github.com/mailautoconf/mailautoconf/internal/zonetest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -115,7 +115,7 @@ func TestDAVZoneGolden(t *testing.T) {
 	}
 
 	bin := testtool.Need(t, "named-checkzone")
-	blocks := zoneBlocks(b.String())
+	blocks := zonetest.Blocks(b.String())
 	if len(blocks) != len(p.Domains) {
 		t.Fatalf("%d zone blocks, %d domains", len(blocks), len(p.Domains))
 	}
@@ -124,53 +124,13 @@ func TestDAVZoneGolden(t *testing.T) {
 		if !strings.Contains(block, "_caldavs._tcp."+d.Name+".") || !strings.Contains(block, `IN TXT   "path=/SOGo/dav/"`) {
 			t.Errorf("%s block lacks the CalDAV records:\n%s", d.Name, block)
 		}
-		if out, err := checkZone(t, bin, d.Name, p.Host, block); err != nil {
+		if out, err := zonetest.Check(t, bin, d.Name, p.Host, block); err != nil {
 			t.Errorf("named-checkzone %s: %v\n%s", d.Name, err, out)
 		}
 	}
 	// The wrapper really checks: an SRV record without a port is refused.
 	bad := "_caldavs._tcp.example.net. 3600 IN SRV 0 1 mail.example.net.\n"
-	if _, err := checkZone(t, bin, "example.net", p.Host, bad); err == nil {
+	if _, err := zonetest.Check(t, bin, "example.net", p.Host, bad); err == nil {
 		t.Error("named-checkzone accepted an SRV record without a port")
 	}
-}
-
-// zoneBlocks splits zone text into each domain's block.
-func zoneBlocks(zone string) map[string]string {
-	blocks := map[string]string{}
-	cur := ""
-	for _, line := range strings.SplitAfter(zone, "\n") {
-		if name, ok := strings.CutPrefix(line, "; ===== "); ok {
-			cur = strings.TrimSuffix(strings.TrimSpace(name), " =====")
-			if cur == "TLS certificate names" {
-				cur = ""
-			}
-			continue
-		}
-		if cur != "" {
-			blocks[cur] += line
-		}
-	}
-	return blocks
-}
-
-// checkZone wraps a domain's block into a minimal zone and runs
-// named-checkzone on it (as cmd/mailautoconf's dns test does): -i local
-// keeps it from resolving outside names; -S fail refuses SRV targets that
-// are CNAMEs.
-func checkZone(t *testing.T, bin, domain, host, block string) (string, error) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("$ORIGIN " + domain + ".\n$TTL 3600\n")
-	b.WriteString("@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 3600\n@ IN NS ns.invalid.\n")
-	if host == domain || strings.HasSuffix(host, "."+domain) {
-		b.WriteString(host + ". IN A 192.0.2.1\n")
-	}
-	b.WriteString(block)
-	path := filepath.Join(t.TempDir(), domain+".zone")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "-i", "local", "-k", "fail", "-n", "fail", "-M", "fail", "-S", "fail", domain, path).CombinedOutput()
-	return string(out) + "\n" + b.String(), err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/mailautoconf/mailautoconf/internal/zonetest"
 	"net"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ func TestCheckCommand(t *testing.T) {
 	zone := "example.net. 60 IN SOA ns.example.net. hostmaster.example.net. 1 3600 600 86400 60\n" +
 		"example.net. 60 IN NS ns.example.net.\nns.example.net. 60 IN A 127.0.0.1\n" +
 		"mail.example.net. 60 IN A 127.0.0.1\nexample.net. 60 IN MX 10 mail.example.net.\n"
-	for _, line := range strings.SplitAfter(zoneBlocks(records)["example.net"], "\n") {
+	for _, line := range strings.SplitAfter(zonetest.Blocks(string(records))["example.net"], "\n") {
 		if !strings.HasPrefix(line, "_imaps._tcp") { // "not offered" left unsaid: a warning
 			zone += line
 		}

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/mailautoconf/mailautoconf/internal/zonetest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,46 +48,6 @@ func runDNSCommand(t *testing.T, set string, withSQL []string, extra ...string) 
 	return stdout.Bytes()
 }
 
-// zoneBlocks splits dns's zone output into each domain's block.
-func zoneBlocks(out []byte) map[string]string {
-	blocks := map[string]string{}
-	cur := ""
-	for _, line := range strings.SplitAfter(string(out), "\n") {
-		if name, ok := strings.CutPrefix(line, "; ===== "); ok {
-			cur = strings.TrimSuffix(strings.TrimSpace(name), " =====")
-			if cur == "TLS certificate names" {
-				cur = ""
-			}
-			continue
-		}
-		if cur != "" {
-			blocks[cur] += line
-		}
-	}
-	return blocks
-}
-
-// checkZone wraps a domain's block into a minimal zone (SOA, NS, and an
-// address for the mail host when it lies inside the zone) and runs
-// named-checkzone on it. -i local keeps it from resolving outside names;
-// -S fail and -M fail refuse SRV and MX targets that are CNAMEs.
-func checkZone(t *testing.T, bin, domain, host, block string) (string, error) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("$ORIGIN " + domain + ".\n$TTL 3600\n")
-	b.WriteString("@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 3600\n@ IN NS ns.invalid.\n")
-	if host == domain || strings.HasSuffix(host, "."+domain) {
-		b.WriteString(host + ". IN A 192.0.2.1\n")
-	}
-	b.WriteString(block)
-	path := filepath.Join(t.TempDir(), domain+".zone")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "-i", "local", "-k", "fail", "-n", "fail", "-M", "fail", "-S", "fail", domain, path).CombinedOutput()
-	return string(out) + "\n" + b.String(), err
-}
-
 // TestDNSZonesAccepted runs dns on every corpus set and has
 // named-checkzone load each domain's records; the zone text must match
 // the JSON form and the reviewed golden file.
@@ -113,7 +73,7 @@ func TestDNSZonesAccepted(t *testing.T) {
 			if err := json.Unmarshal(runDNSCommand(t, set, withSQL, "--format", "json"), &plan); err != nil {
 				t.Fatalf("dns --format json: %v", err)
 			}
-			blocks := zoneBlocks(zone)
+			blocks := zonetest.Blocks(string(zone))
 			if len(blocks) != len(plan.Domains) {
 				t.Errorf("zone has %d domain blocks, JSON %d domains", len(blocks), len(plan.Domains))
 			}
@@ -128,7 +88,7 @@ func TestDNSZonesAccepted(t *testing.T) {
 						t.Errorf("%s block lacks the JSON record %s %s", d.Name, r.Name, r.Type)
 					}
 				}
-				if out, err := checkZone(t, bin, d.Name, plan.Host, block); err != nil {
+				if out, err := zonetest.Check(t, bin, d.Name, plan.Host, block); err != nil {
 					t.Errorf("named-checkzone %s: %v\n%s", d.Name, err, out)
 				}
 			}
@@ -141,7 +101,7 @@ func TestDNSZonesAccepted(t *testing.T) {
 	t.Run("control", func(t *testing.T) {
 		block := "autoconfig.example.com. 3600 IN CNAME mail.example.com.\n" +
 			"_imaps._tcp.example.com. 3600 IN SRV 0 1 993 autoconfig.example.com.\n"
-		if out, err := checkZone(t, bin, "example.com", "mail.example.com", block); err == nil {
+		if out, err := zonetest.Check(t, bin, "example.com", "mail.example.com", block); err == nil {
 			t.Errorf("named-checkzone accepted an SRV record whose target is a CNAME:\n%s", out)
 		}
 	})
@@ -150,7 +110,7 @@ func TestDNSZonesAccepted(t *testing.T) {
 func TestDNSNamedDomains(t *testing.T) {
 	set := "../../testdata/corpus/handmade-static-domains"
 	out := runDNSCommand(t, set, nil, "example.net", "alice@Example.biz")
-	blocks := zoneBlocks(out)
+	blocks := zonetest.Blocks(string(out))
 	if len(blocks) != 2 || blocks["example.net"] == "" || blocks["example.biz"] == "" {
 		t.Errorf("dns example.net alice@Example.biz: blocks for %v, want example.net and example.biz", keys(blocks))
 	}
