@@ -2,20 +2,19 @@ package nginx
 
 import (
 	"fmt"
-	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/webroute"
 )
 
 // The request paths SOGo answers behind iRedMail's sogo.tmpl.
 const (
-	PathSOGo    = "/SOGo/"
-	PathDAV     = "/SOGo/dav/"
-	PathEAS     = "/Microsoft-Server-ActiveSync"
-	PathCalDAV  = "/.well-known/caldav"
-	PathCardDAV = "/.well-known/carddav"
+	PathSOGo    = webroute.PathSOGo
+	PathDAV     = webroute.PathDAV
+	PathEAS     = webroute.PathEAS
+	PathCalDAV  = webroute.PathCalDAV
+	PathCardDAV = webroute.PathCardDAV
 )
 
 // A Proxy is a path that a location hands to a backend with proxy_pass.
@@ -223,15 +222,15 @@ func proxyOf(path string, loc *Directive, ups map[string]*Directive) *Proxy {
 		p.Upstream, p.UpstreamPos = u.Args[0], u.Pos
 		for _, d := range u.Block {
 			if d.Name == "server" && len(d.Args) > 0 {
-				p.Addrs = append(p.Addrs, withPort(d.Args[0], "80"))
+				p.Addrs = append(p.Addrs, webroute.WithPort(d.Args[0], "80"))
 			}
 		}
 	} else {
-		p.Addrs = []string{withPort(host, defPort)}
+		p.Addrs = []string{webroute.WithPort(host, defPort)}
 	}
 	p.Loopback = len(p.Addrs) > 0
 	for _, a := range p.Addrs {
-		if !isLoopback(a) {
+		if !webroute.IsLoopback(a) {
 			p.Loopback = false
 		}
 	}
@@ -252,40 +251,4 @@ func (c *Config) upstreams() map[string]*Directive {
 		}
 	}
 	return m
-}
-
-// withPort adds def to an address that has no port.
-func withPort(addr, def string) string {
-	if strings.HasPrefix(addr, "unix:") {
-		return addr
-	}
-	if strings.HasPrefix(addr, "[") {
-		if strings.Contains(addr, "]:") {
-			return addr
-		}
-		return addr + ":" + def
-	}
-	if strings.Contains(addr, ":") {
-		return addr
-	}
-	return addr + ":" + def
-}
-
-// isLoopback reports whether addr ("host:port" or "unix:...") is local.
-func isLoopback(addr string) bool {
-	if strings.HasPrefix(addr, "unix:") {
-		return true
-	}
-	host := addr
-	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
-		if _, err := strconv.Atoi(addr[i+1:]); err == nil {
-			host = addr[:i]
-		}
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
