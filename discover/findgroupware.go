@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailautoconf/mailautoconf/sources/apache"
 	"github.com/mailautoconf/mailautoconf/sources/listening"
 	"github.com/mailautoconf/mailautoconf/sources/nginx"
+	"github.com/mailautoconf/mailautoconf/sources/webroute"
 )
 
 // probeTimeout bounds one probe of a groupware backend: SOGo on loopback
@@ -21,72 +23,48 @@ import (
 const probeTimeout = 2 * time.Second
 
 // findGroupware decides which groupware services the host serves. A
-// service is advertised only when every signal agrees: nginx routes its
-// path to a backend on this host (Services: the location's file:line),
-// for ActiveSync SOGo's bundle is installed, and the backend answers a
+// service is advertised only when every signal agrees: the web server
+// (nginx, or Apache where nginx is not installed) routes its path to a
+// backend on this host (Service.Source: the location's file:line), for
+// ActiveSync SOGo's bundle is installed, and the backend answers a
 // request without credentials there with a status that proves the path
 // exists (401 or a success), not 404 or a gateway error. What was looked
-// for and not found goes to Groupware.Missing, for show; a host without
-// nginx looks for nothing.
+// for and not found goes to Groupware.Missing, for show; a host without a
+// web server looks for nothing.
 func (b *builder) findGroupware(ctx context.Context) {
-	opt := b.opt
-	conf := opt.Nginx
-	if conf == "" {
-		conf = nginx.DefaultConf
-	}
-	b.read(conf)
-	cfg, err := nginx.Read(opt.Root, conf)
+	site, err := b.readWebServer()
 	switch {
-	case errors.Is(err, nginx.ErrNoConfig) && opt.Nginx == "":
-		return
 	case err != nil:
 		b.warn("groupware not advertised: %v", withHint(err))
 		b.snap.groupware.Missing = []string{fmt.Sprintf("CalDAV, CardDAV, ActiveSync: the web server's configuration cannot be read: %v", err)}
 		return
-	}
-	for _, f := range cfg.Files {
-		b.read(f.Path)
-	}
-	gw := cfg.FindGroupware()
-	v := b.groupwareVhost(gw)
-	if v == nil {
-		if len(gw.Vhosts) > 0 || len(cfg.Files) > 0 {
-			b.snap.groupware.Missing = []string{fmt.Sprintf("CalDAV, CardDAV, ActiveSync: %s has no HTTPS server for %s", conf, b.snap.hostname)}
-		}
+	case site == nil:
+		return
+	case site.at == "":
+		b.snap.groupware.Missing = []string{fmt.Sprintf("CalDAV, CardDAV, ActiveSync: %s's %s has no HTTPS server for %s", site.server, site.conf, b.snap.hostname)}
 		return
 	}
-	port := 443
-	if p := tlsPort(v.Server); p != 0 {
-		port = p
-	}
-	probe := opt.Probe
-	if probe == nil && opt.Root.Dir() == "/" {
+	probe := b.opt.Probe
+	if probe == nil && b.opt.Root.Dir() == "/" {
 		probe = HTTPProbe
 	}
 	g := &b.snap.groupware
-	vhostAt := v.Pos.String()
 
 	// CalDAV and CardDAV: SOGo serves both under /SOGo/dav/.
-	dav := service{
-		names: "CalDAV, CardDAV", proxy: v.DAV, path: nginx.PathDAV,
-		method: "PROPFIND", vhost: vhostAt, missing: missingFor(v, nginx.PathDAV),
-	}
+	dav := service{names: "CalDAV, CardDAV", route: site.dav, path: webroute.PathDAV, method: "PROPFIND", site: site}
 	if ev, why := b.prove(ctx, dav, probe); why != "" {
 		g.Missing = append(g.Missing, why)
 	} else {
 		for _, proto := range []string{ServiceCalDAV, ServiceCardDAV} {
 			g.Services = append(g.Services, Service{
-				Protocol: proto, Host: b.snap.hostname, Port: port, Path: nginx.PathDAV,
-				Source: v.DAV.Location.String(), Evidence: ev,
+				Protocol: proto, Host: b.snap.hostname, Port: site.port, Path: webroute.PathDAV,
+				Source: site.dav.location, Evidence: ev,
 			})
 		}
 	}
 
 	// ActiveSync: the location, the bundle, and SOGo answering there.
-	eas := service{
-		names: "ActiveSync", proxy: v.EAS, path: nginx.PathEAS,
-		method: "OPTIONS", vhost: vhostAt, missing: missingFor(v, nginx.PathEAS),
-	}
+	eas := service{names: "ActiveSync", route: site.eas, path: webroute.PathEAS, method: "OPTIONS", site: site}
 	bundle, bundleWhy := b.findEASBundle()
 	switch ev, why := b.prove(ctx, eas, probe); {
 	case why != "":
@@ -96,53 +74,180 @@ func (b *builder) findGroupware(ctx context.Context) {
 	default:
 		ev = append(ev, "SOGo's ActiveSync bundle is installed: "+bundle)
 		g.Services = append(g.Services, Service{
-			Protocol: ServiceActiveSync, Host: b.snap.hostname, Port: port, Path: nginx.PathEAS,
-			Source: v.EAS.Location.String(), Evidence: ev,
+			Protocol: ServiceActiveSync, Host: b.snap.hostname, Port: site.port, Path: webroute.PathEAS,
+			Source: site.eas.location, Evidence: ev,
 		})
+	}
+}
+
+// A webSite is the HTTPS server (nginx's server block, Apache's virtual
+// host) that answers for the host name clients are told, and where it
+// sends SOGo's paths.
+type webSite struct {
+	server, conf string // "nginx" or "Apache", and its main file
+	at           string // the server block's file:line; "" when there is none
+	port         int    // its TLS port
+	dav, eas     *route // nil when the path is not proxied
+	missing      []string
+}
+
+// A route is a path a web server proxies to a backend.
+type route struct {
+	directive string   // the proxying directive, its target and file:line, for messages
+	location  string   // file:line of the location (or directive) that handles the path
+	addrs     []string // the backend's addresses; none when only a request can tell
+	backend   string   // the path the backend is asked for
+	tls       bool
+	loopback  bool
+}
+
+// readWebServer reads nginx's configuration, or Apache's where nginx has
+// none, and returns the site that answers for the host name; nil when
+// neither is installed.
+func (b *builder) readWebServer() (*webSite, error) {
+	conf := b.opt.Nginx
+	if conf == "" {
+		conf = nginx.DefaultConf
+	}
+	b.read(conf)
+	cfg, err := nginx.Read(b.opt.Root, conf)
+	switch {
+	case errors.Is(err, nginx.ErrNoConfig) && b.opt.Nginx == "":
+		return b.readApache()
+	case err != nil:
+		return nil, err
+	}
+	for _, f := range cfg.Files {
+		b.read(f.Path)
+	}
+	site := &webSite{server: "nginx", conf: conf, port: 443}
+	gw := cfg.FindGroupware()
+	var v *nginx.Vhost
+	for _, c := range gw.Vhosts {
+		if slices.Contains(c.Names, b.snap.hostname) {
+			v = c
+			break
+		}
+	}
+	if v == nil {
+		v = gw.Default()
+	}
+	if v == nil {
+		return site, nil
+	}
+	site.at, site.missing = v.Pos.String(), v.Missing
+	if p := tlsPort(v.Server); p != 0 {
+		site.port = p
+	}
+	site.dav, site.eas = nginxRoute(v.DAV, webroute.PathDAV), nginxRoute(v.EAS, webroute.PathEAS)
+	return site, nil
+}
+
+// nginxRoute returns the route of p (nil for nil), which a client's
+// request for path reaches.
+func nginxRoute(p *nginx.Proxy, path string) *route {
+	if p == nil {
+		return nil
+	}
+	backend := path
+	if p.URI != "" {
+		// proxy_pass with a URI replaces the location's prefix with it.
+		prefix := strings.TrimPrefix(strings.TrimPrefix(p.Match, "^~ "), "= ")
+		backend = p.URI + strings.TrimPrefix(path, prefix)
+	}
+	return &route{
+		directive: fmt.Sprintf("nginx proxies %s to %s at %s", path, p.Target, p.Pos),
+		location:  p.Location.String(), addrs: p.Addrs, backend: backend, tls: p.TLS, loopback: p.Loopback,
+	}
+}
+
+// readApache reads Apache httpd's configuration (Debian's or Red Hat's
+// layout) and returns the site that answers for the host name; nil when
+// Apache is not installed.
+func (b *builder) readApache() (*webSite, error) {
+	layout, err := apache.Find(b.opt.Root)
+	if err != nil {
+		for _, l := range apache.Layouts {
+			b.read(l.Conf) // installing Apache later matters
+		}
+		if errors.Is(err, apache.ErrNoConfig) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	b.read(layout.Conf, layout.Envvars)
+	cfg, err := apache.Read(b.opt.Root, layout, apache.Options{})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range cfg.Files {
+		b.read(f.Path)
+	}
+	site := &webSite{server: "Apache", conf: layout.Conf, port: 443}
+	gw := cfg.FindGroupware()
+	var v *apache.Vhost
+	for _, c := range gw.Vhosts {
+		if slices.Contains(c.Names, b.snap.hostname) {
+			v = c
+			break
+		}
+	}
+	if v == nil {
+		v = gw.Default()
+	}
+	if v == nil {
+		return site, nil
+	}
+	site.at, site.missing = v.Pos.String(), v.Missing
+	if v.Port != 0 {
+		site.port = v.Port
+	}
+	site.dav, site.eas = apacheRoute(v.DAV), apacheRoute(v.EAS)
+	return site, nil
+}
+
+// apacheRoute returns the route of p, nil for nil.
+func apacheRoute(p *apache.Proxy) *route {
+	if p == nil {
+		return nil
+	}
+	return &route{
+		directive: fmt.Sprintf("Apache proxies %s to %s (%s) at %s", p.Path, p.Target, p.Directive, p.Pos),
+		location:  p.Location.String(), addrs: p.Addrs, backend: p.Backend, tls: p.TLS, loopback: p.Loopback,
 	}
 }
 
 // A service is one groupware path to prove.
 type service struct {
-	names   string       // for messages: "CalDAV, CardDAV"
-	proxy   *nginx.Proxy // the location proxying path, nil when none does
-	path    string       // the request path clients use
-	method  string       // the probe's method
-	vhost   string       // the server block's file:line
-	missing string       // why proxy is nil, from the nginx reader
+	names  string // for messages: "CalDAV, CardDAV"
+	route  *route // nil when the web server does not proxy path
+	path   string // the request path clients use
+	method string // the probe's method
+	site   *webSite
 }
 
 // prove returns the evidence that s is served, or why it is not.
 func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (evidence []string, why string) {
-	p := s.proxy
-	if p == nil {
-		why := fmt.Sprintf("%s: nginx does not proxy %s in the server at %s", s.names, s.path, s.vhost)
-		if s.missing != "" {
-			why += " (" + s.missing + ")"
+	r := s.route
+	if r == nil {
+		why := fmt.Sprintf("%s: %s does not proxy %s in the server at %s", s.names, s.site.server, s.path, s.site.at)
+		if m := missingFor(s.site.missing, s.path); m != "" {
+			why += " (" + m + ")"
 		}
 		return nil, why
 	}
-	route := fmt.Sprintf("nginx proxies %s to %s at %s", s.path, p.Target, p.Pos)
+	route := r.directive
 	switch {
-	case len(p.Addrs) == 0:
+	case len(r.addrs) == 0:
 		return nil, fmt.Sprintf("%s: %s, an address only a request can resolve", s.names, route)
-	case !p.Loopback:
+	case !r.loopback:
 		return nil, fmt.Sprintf("%s: %s, not on this host, so it cannot be probed here", s.names, route)
-	case p.TLS:
+	case r.tls:
 		return nil, fmt.Sprintf("%s: %s over TLS, which the probe does not speak", s.names, route)
 	case probe == nil:
 		return nil, fmt.Sprintf("%s: %s; not probed (the files under --root are not this host)", s.names, route)
 	}
-	backendPath := s.path
-	if p.URI != "" {
-		// proxy_pass with a URI replaces the location's prefix with it.
-		_, prefix, _ := strings.Cut(strings.TrimPrefix(p.Match, "^~ "), " ")
-		if prefix == "" {
-			prefix = strings.TrimPrefix(p.Match, "^~ ")
-		}
-		backendPath = p.URI + strings.TrimPrefix(s.path, strings.TrimPrefix(prefix, "= "))
-	}
-	addr := p.Addrs[0]
+	addr, backendPath := r.addrs[0], r.backend
 	status, err := b.probeOnce(ctx, probe, addr, s.method, backendPath)
 	if b.wasAwaited(addr) {
 		// This rebuild comes from the backend's port opening: SOGo
@@ -234,25 +339,14 @@ type awaitedPort struct {
 	listeners []uint64
 }
 
-// missingFor returns what the nginx reader says about path in v.
-func missingFor(v *nginx.Vhost, p string) string {
-	for _, m := range v.Missing {
+// missingFor returns what the web server's reader says about path.
+func missingFor(missing []string, p string) string {
+	for _, m := range missing {
 		if strings.HasPrefix(m, p+" ") || strings.HasPrefix(m, p+":") {
 			return m
 		}
 	}
 	return ""
-}
-
-// groupwareVhost returns the HTTPS server that answers for the host
-// name clients are told: the one naming it, else the default one.
-func (b *builder) groupwareVhost(gw *nginx.Groupware) *nginx.Vhost {
-	for _, v := range gw.Vhosts {
-		if slices.Contains(v.Names, b.snap.hostname) {
-			return v
-		}
-	}
-	return gw.Default()
 }
 
 // tlsPort returns the port of s's first TLS listen, 0 for none.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -333,5 +334,69 @@ func TestGroupwareBackendRestarted(t *testing.T) {
 	case <-changed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("WatchListening did not tell about the new socket")
+	}
+}
+
+// TestFindGroupwareApache: a host with Apache (no nginx) and SOGo's own
+// sample configuration, which proxies /SOGo and leaves ActiveSync
+// commented out; with ActiveSync's ProxyPass enabled, it is proven too.
+func TestFindGroupwareApache(t *testing.T) {
+	enableEAS := func(dir string) {
+		p := filepath.Join(dir, "etc/apache2/conf-enabled/SOGo.conf")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Uncomment the three lines of the ActiveSync ProxyPass.
+		s := strings.Replace(string(b), "#ProxyPass /Microsoft-Server-ActiveSync \\\n# http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync \\\n# retry",
+			"ProxyPass /Microsoft-Server-ActiveSync \\\n http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync \\\n retry", 1)
+		if s == string(b) {
+			t.Fatal("SOGo.conf has no commented ActiveSync ProxyPass")
+		}
+		os.WriteFile(p, []byte(s), 0o644)
+	}
+	for _, tt := range []struct {
+		name     string
+		edit     func(dir string)
+		services int
+		missing  string
+	}{
+		{"as shipped", nil, 2, "ActiveSync: Apache does not proxy /Microsoft-Server-ActiveSync"},
+		{"ActiveSync enabled", enableEAS, 3, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			testtool.CopyTree(t, "../testdata/corpus/handmade-static-domains", dir)
+			testtool.CopyTree(t, "../testdata/groupware/apache-sogo", dir)
+			testtool.CopyTree(t, "../testdata/groupware/iredmail-sogo/usr", filepath.Join(dir, "usr"))
+			if tt.edit != nil {
+				tt.edit(dir)
+			}
+			root, err := hostfs.New(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var calls []string
+			s, err := Build(context.Background(), Options{Root: root, Probe: sogoAnswers(&calls)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			g := s.Groupware()
+			if len(g.Services) != tt.services {
+				t.Fatalf("services %+v, want %d; missing %q", g.Services, tt.services, g.Missing)
+			}
+			dav, _ := s.Service(ServiceCalDAV)
+			if dav.URL() != "https://mail.example.net/SOGo/dav/" || !strings.Contains(dav.Source, "/etc/apache2/conf-enabled/SOGo.conf:") ||
+				!strings.Contains(strings.Join(dav.Evidence, "\n"), "Apache proxies /SOGo/dav/ to http://127.0.0.1:20000/SOGo") {
+				t.Errorf("CalDAV: %+v", dav)
+			}
+			if got := strings.Join(g.Missing, "\n"); (tt.missing == "") != (got == "") || !strings.Contains(got, tt.missing) {
+				t.Errorf("missing %q, want %q", got, tt.missing)
+			}
+			if !slices.Contains(s.Files(), "/etc/apache2/conf-enabled/SOGo.conf") {
+				t.Error("SOGo.conf is not among the watched files")
+			}
+		})
 	}
 }
