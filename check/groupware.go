@@ -123,7 +123,7 @@ func (r *run) probeGroupware(ctx context.Context, name string, p *gwProbe) []Res
 	case err != nil && ans == nil:
 		msg := describe(err, r.opt.Timeout)
 		res.Status, res.Detail = Fail, msg
-		res.Fix = fmt.Sprintf("make %s reach the web server that proxies %s to SOGo (nginx, %s)", hostPort(p.svc), p.svc.Path, p.svc.Source)
+		res.Fix = fmt.Sprintf("make %s reach the web server that proxies %s to SOGo (%s)", hostPort(p.svc), p.svc.Path, p.svc.Source)
 		return []Result{res}
 	}
 	var out []Result
@@ -138,7 +138,7 @@ func (r *run) probeGroupware(ctx context.Context, name string, p *gwProbe) []Res
 // without credentials shows the service there, and what to change if not.
 func judgeGroupware(method string, svc discover.Service, ans *answer) (Status, string, string) {
 	status := fmt.Sprintf("HTTP %d %s", ans.status, http.StatusText(ans.status))
-	route := fmt.Sprintf("check that nginx proxies %s to SOGo (%s) and reload it", svc.Path, svc.Source)
+	route := fmt.Sprintf("check that the web server proxies %s to SOGo (%s) and reload it", svc.Path, svc.Source)
 	switch {
 	case ans.status == http.StatusUnauthorized:
 		return OK, status + ": asks for a password, as SOGo does", ""
