@@ -152,12 +152,12 @@ func TestGroupware(t *testing.T) {
 		}},
 		{"SOGo down", zone, "down", false, map[string]want{
 			"PROPFIND https://mail.example.test/SOGo/dav/ (CalDAV, CardDAV)": {status: Fail, detail: "HTTP 502 Bad Gateway: SOGo does not answer behind the web server",
-				fix: "start SOGo (systemctl start sogo); check that nginx proxies /SOGo/dav/ to SOGo (/etc/nginx/templates/sogo.tmpl:"},
+				fix: "start SOGo (systemctl start sogo); check that the web server proxies /SOGo/dav/ to SOGo (/etc/nginx/templates/sogo.tmpl:"},
 			ClientThunderbirdCalDAV + " " + testDomain: {status: Fail, detail: "HTTP 502", fix: "make https://mail.example.test/SOGo/dav/ lead to a DAV server (it answers HTTP 502)"},
 		}},
 		{"not ActiveSync", zone, "not eas", false, map[string]want{
 			"OPTIONS https://mail.example.test/Microsoft-Server-ActiveSync (ActiveSync)": {status: Fail, detail: "without an MS-ASProtocolVersions header: not an ActiveSync server",
-				fix: "check that nginx proxies /Microsoft-Server-ActiveSync to SOGo"},
+				fix: "check that the web server proxies /Microsoft-Server-ActiveSync to SOGo"},
 		}},
 	}
 	for _, tt := range tests {
