@@ -142,6 +142,14 @@ func (s *Snapshot) HeldBack() []Endpoint { return slices.Clone(s.held) }
 // and only while something is held back.
 const ListeningPoll = 3 * time.Second
 
+// An awaited groupware backend is polled at ListeningPoll for awaitFor
+// polls (3 minutes), then every awaitSlow polls (30 s): a SOGo that does
+// not come back costs some 0.02 % of a core, not 0.2 %.
+const (
+	awaitFor  = 60
+	awaitSlow = 10
+)
+
 // WatchListening calls changed, from its own goroutine, when a port the
 // current Snapshot holds back starts listening, so that a rebuild
 // advertises it; it returns when ctx ends. It reads the socket tables only
@@ -157,7 +165,11 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 	// The Snapshot changed was called for, held weakly: a replaced one
 	// (a million domains are some 200 MB) must be freed at once, not
 	// when the next one is told about.
-	var told weak.Pointer[Snapshot]
+	// A backend may stay away for good (SOGo removed, its location kept):
+	// after awaitFor of polls, an awaited port alone is polled every
+	// awaitSlow polls. watched is the Snapshot polls counts for.
+	var told, watched weak.Pointer[Snapshot]
+	polls := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,6 +178,13 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 		}
 		s := current()
 		if s == nil || len(s.held)+len(s.awaited) == 0 || told.Value() == s {
+			continue
+		}
+		if watched.Value() != s {
+			watched, polls = weak.Make(s), 0
+		}
+		polls++
+		if len(s.held) == 0 && polls > awaitFor && polls%awaitSlow != 0 {
 			continue
 		}
 		tab, err := listening.Read(s.procNet)
