@@ -22,6 +22,12 @@ import (
 // with a buffer of one; one goroutine (run) does the rebuilds, so they
 // never overlap and a burst of requests during one rebuild makes one more.
 //
+// The refresh timer rebuilds only when something the file watcher cannot
+// see may have changed (refreshDue): a database table's cheap change check
+// says so, a table could not be listed, a certificate's date is passed,
+// or the last rebuild is relistEvery old on a host with database tables.
+// A host whose domains all come from files is never rebuilt by the timer.
+//
 // A rebuild that fails leaves the previous Site serving. The previous
 // Site's snapshot, with its database connections, is closed by the Store
 // once the last request that started on it has finished.
@@ -35,6 +41,8 @@ type reloader struct {
 	guard   *serve.MissGuard
 	watcher *discover.Watcher // nil: files are not watched
 	log     *slog.Logger
+
+	lastBuild time.Time // when the snapshot served was built; only first and run touch it
 
 	savePath   string             // the last good snapshot's file; "": none is kept
 	savedFP    uint64             // the fingerprint of what savePath holds, when savedKnown
@@ -79,6 +87,7 @@ func (r *reloader) Refresh() {
 // a broken configuration must not keep the daemon from starting.
 func (r *reloader) first(ctx context.Context) {
 	start := time.Now()
+	r.lastBuild = start
 	opt := r.opt
 	var saved *discover.Snapshot // read only if a table cannot be listed
 	opt.PreviousFunc = func() *discover.Snapshot {
@@ -264,10 +273,54 @@ func (r *reloader) run(ctx context.Context) {
 			err := r.reload(ctx, false)
 			notify(r.log, daemon.SdNotifyReady+"\nSTATUS="+r.status(err))
 		case <-r.refresh:
+			if !r.refreshDue(ctx) {
+				continue
+			}
 			err := r.reload(ctx, true)
 			notify(r.log, "STATUS="+r.status(err))
 		}
 	}
+}
+
+// relistEvery is how often a host with database tables is rebuilt even
+// though no change check saw a change: the safety net for what a check
+// cannot see (sqltable's and ldaptable's Changed say what that is).
+const relistEvery = time.Hour
+
+// refreshDue tells whether a tick of the refresh timer should rebuild the
+// snapshot. Files are the watcher's: without a database table, nothing
+// but the clock (a certificate that comes to expire) makes a rebuild say
+// something new. With tables, each one's cheap change check is asked; a
+// check that fails (the server is down) rebuilds, so that the outage is
+// told and the known domains carried forward as before.
+func (r *reloader) refreshDue(ctx context.Context) bool {
+	r.mu.Lock()
+	fb := r.fallback
+	r.mu.Unlock()
+	prev := r.current()
+	if prev == nil || fb != nil || r.watcher == nil {
+		// Nothing of the present configuration is served, or files are
+		// not watched: only a rebuild can tell.
+		return true
+	}
+	now := time.Now()
+	if at := prev.StaleAt(r.lastBuild); !at.IsZero() && !now.Before(at) {
+		r.log.Debug("refresh: a certificate date has passed", "at", at)
+		return true
+	}
+	if !prev.HasTables() {
+		return false
+	}
+	if now.Sub(r.lastBuild) >= relistEvery {
+		r.log.Debug("refresh: re-listing the domain tables", "last", r.lastBuild, "every", relistEvery)
+		return true
+	}
+	start := time.Now()
+	changed, why, err := prev.TablesChanged(ctx)
+	if changed {
+		r.log.Debug("refresh: domain tables changed", "why", why, "err", err, "check", time.Since(start).Round(time.Microsecond))
+	}
+	return changed
 }
 
 // reload builds a new snapshot and publishes it, or leaves the current
@@ -308,6 +361,7 @@ func (r *reloader) reload(ctx context.Context, quiet bool) error {
 		return err
 	}
 	r.store.Publish(site)
+	r.lastBuild = start
 	took := time.Since(start).Round(time.Microsecond) // read, render, publish
 	if r.watcher != nil {
 		r.watcher.Set(snap.Files(), snap.Globs())

@@ -222,9 +222,14 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 	defer cancel()
 
 	seen := map[string]bool{}
+	var csn string
+	var dig digest
 	err = t.do(ctx, func(c *ldap.Conn) error {
 		clear(seen)
-		entries, err := t.searchPaged(ctx, c, l.base, l.filter, l.attrs)
+		// The baselines of Changed (changes.go): contextCSN before the
+		// search, the digest of the search itself.
+		csn = t.contextCSN(ctx, c, l.base)
+		entries, err := t.searchPaged(ctx, c, l.base, l.filter, append(slices.Clone(l.attrs), changeAttrs...))
 		if code := ldapCode(err); code == ldap.LDAPResultSizeLimitExceeded {
 			return describe(fmt.Sprintf("listing stopped by the server's size limit after %d entries "+
 				"(let bind_dn read more: slapd.conf \"sizelimit unlimited\", as iRedMail sets, or \"limits dn.exact=%s size=unlimited\")",
@@ -234,8 +239,12 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 		} else if err != nil {
 			return err
 		}
+		dig = digestOf(entries)
 		for _, e := range entries {
 			for _, a := range e.Attributes {
+				if isChangeAttr(a.Name) {
+					continue
+				}
 				for _, v := range a.ByteValues {
 					l.candidates(cString(v), t.fold, func(k string) { seen[k] = true })
 				}
@@ -265,6 +274,9 @@ func (t *Table) EachDomain(ctx context.Context, fn func(domain, target string), 
 	if err != nil {
 		return err
 	}
+	t.changes.mu.Lock()
+	t.changes.listed, t.changes.l, t.changes.csn, t.changes.digest = true, l, csn, dig
+	t.changes.mu.Unlock()
 	for i, name := range names {
 		if found[i] {
 			fn(name, targets[i])

@@ -80,6 +80,8 @@ type Table struct {
 	asciiFold      bool // keys are folded in ASCII only (smtputf8_enable = no)
 
 	closed atomic.Bool
+
+	changes changeState // what the listing read, for Changed (changes.go)
 }
 
 // Open prepares the table cf for lookups: it checks the templates and the

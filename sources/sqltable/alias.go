@@ -35,7 +35,8 @@ func (t *Table) aliasQuery(ctx context.Context) (string, error) {
 }
 
 func (t *Table) findAliasQuery(ctx context.Context) (string, error) {
-	cols, err := t.query(ctx, t.dialect.columnsQuery("alias_domain"))
+	// Checked: an alias_domain table created later is a change too.
+	cols, err := t.queryRows(ctx, t.dialect.columnsQuery("alias_domain"), true)
 	if err != nil {
 		return "", err
 	}
@@ -66,7 +67,7 @@ func (t *Table) AliasTargets(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := t.query(ctx, q)
+	rows, err := t.queryRows(ctx, q, true)
 	if err != nil {
 		return nil, err
 	}

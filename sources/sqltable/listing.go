@@ -692,7 +692,7 @@ func (t *Table) eachDomain(ctx context.Context, fn func(domain, target string), 
 		clear(confirm)
 		restart()
 	}
-	if err := t.queryEach(ctx, l.sql(true), t.listingTimeout, row, reset); err != nil {
+	if err := t.queryEachChecked(ctx, l.sql(true), "", t.listingTimeout, row, reset); err != nil {
 		return err
 	}
 	for k, n := range count {

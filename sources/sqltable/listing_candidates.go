@@ -51,6 +51,10 @@ type candidateListing struct {
 type candidateQuery struct {
 	sql  string
 	cols []keyPattern
+	// check is what its change check sums (changes.go): the candidate
+	// query with the lookup's own select list (its results) first, so
+	// that a change of a result is seen too; sql when that cannot be.
+	check string
 }
 
 // A keyPattern says how a value v is compared with the key k by the lookup
@@ -149,7 +153,7 @@ func (t *Table) eachCandidate(ctx context.Context, cl *candidateListing, fn func
 		}
 		// A host that fails part-way leaves candidates of the same data:
 		// harmless, since every one is confirmed; nothing was passed on.
-		if err := t.queryEach(ctx, q.sql, t.listingTimeout, row, func() {}); err != nil {
+		if err := t.queryEachChecked(ctx, q.sql, q.check, t.listingTimeout, row, func() {}); err != nil {
 			return err
 		}
 	}
@@ -371,9 +375,14 @@ func (d deriver) selectBlock(nodes []*node, nested bool) ([]candidateQuery, erro
 				conds = append(conds, nodesText(c))
 			}
 		}
-		q.sql = "SELECT " + strings.Join(exprs, ", ") + " " + nodesText(nodes[from:where])
+		rest := " " + nodesText(nodes[from:where])
 		if len(conds) > 0 {
-			q.sql += " WHERE " + strings.Join(conds, " AND ")
+			rest += " WHERE " + strings.Join(conds, " AND ")
+		}
+		q.sql = "SELECT " + strings.Join(exprs, ", ") + rest
+		q.check = q.sql
+		if list := nodes[1:from]; keyRefs(list) == 0 && len(list) > 0 {
+			q.check = "SELECT " + nodesText(list) + ", " + strings.Join(exprs, ", ") + rest
 		}
 		out = append(out, q)
 	}

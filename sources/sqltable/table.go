@@ -86,6 +86,8 @@ type Table struct {
 	aliasKnown bool
 	aliasSQL   string
 	aliasErr   error
+
+	changes changeState // what the listings read, for Changed (changes.go)
 }
 
 // An endpoint is one database server a table can be queried on.
@@ -245,7 +247,7 @@ func (t *Table) Type() string { return t.dialect.name() }
 
 // Close closes the table's connections.
 func (t *Table) Close() error {
-	var errs []error
+	errs := []error{t.closeChanges()}
 	for _, ep := range t.endpoints {
 		errs = append(errs, ep.db.Close())
 	}
@@ -346,8 +348,19 @@ func (t *Table) Hosts(ctx context.Context, domain string) (bool, error) {
 // rows; a nil element is a NULL. When every endpoint fails the error names
 // each one and what failed.
 func (t *Table) query(ctx context.Context, q string) ([][]*string, error) {
+	return t.queryRows(ctx, q, false)
+}
+
+// queryRows is query, through queryEachChecked when checked.
+func (t *Table) queryRows(ctx context.Context, q string, checked bool) ([][]*string, error) {
+	each := t.queryEach
+	if checked {
+		each = func(ctx context.Context, q string, timeout time.Duration, row func([]sql.RawBytes), restart func()) error {
+			return t.queryEachChecked(ctx, q, "", timeout, row, restart)
+		}
+	}
 	var out [][]*string
-	err := t.queryEach(ctx, q, t.timeout, func(vals []sql.RawBytes) {
+	err := each(ctx, q, t.timeout, func(vals []sql.RawBytes) {
 		row := make([]*string, len(vals))
 		for i, v := range vals {
 			if v != nil {
@@ -375,6 +388,13 @@ func (t *Table) query(ctx context.Context, q string) ([][]*string, error) {
 // hosts remain, at most an equal share of what is left of ctx's deadline,
 // so that one host that never answers leaves time for the others.
 func (t *Table) queryEach(ctx context.Context, q string, timeout time.Duration, row func([]sql.RawBytes), restart func()) error {
+	return t.queryEachWith(ctx, q, timeout, row, restart, nil)
+}
+
+// queryEachWith is queryEach; when before is not nil, q runs on one
+// connection to each endpoint, which before is called with first.
+func (t *Table) queryEachWith(ctx context.Context, q string, timeout time.Duration, row func([]sql.RawBytes), restart func(),
+	before func(ctx context.Context, conn *sql.Conn)) error {
 	var errs []error
 	order := t.order()
 	for i, ep := range order {
@@ -386,7 +406,17 @@ func (t *Table) queryEach(ctx context.Context, q string, timeout time.Duration, 
 			limit = min(limit, time.Until(dl)/time.Duration(len(order)-i))
 		}
 		qctx := context.WithValue(ctx, connectLimitKey{}, &connectLimit{deadline: time.Now().Add(limit), caller: ctx})
-		err := t.queryEachOn(qctx, ep.db, q, timeout, row)
+		var err error
+		if before == nil {
+			err = t.queryEachOn(qctx, ep.db, q, timeout, row)
+		} else {
+			var conn *sql.Conn
+			if conn, err = ep.db.Conn(qctx); err == nil {
+				before(qctx, conn)
+				err = t.queryEachOn(qctx, conn, q, timeout, row)
+				conn.Close()
+			}
+		}
 		if err == nil {
 			return nil
 		}
@@ -398,7 +428,34 @@ func (t *Table) queryEach(ctx context.Context, q string, timeout time.Duration, 
 	return errors.Join(errs...)
 }
 
-func (t *Table) queryEachOn(ctx context.Context, db *sql.DB, q string, timeout time.Duration, row func([]sql.RawBytes)) error {
+// columnsKey, in the context of a query, receives its column count.
+type columnsKey struct{}
+
+// queryEachChecked is queryEach for a query a listing reads: it takes the
+// baseline of its change check (see Changed), over the rows of check ("":
+// of q itself).
+func (t *Table) queryEachChecked(ctx context.Context, q, check string, timeout time.Duration, row func([]sql.RawBytes), restart func()) error {
+	if check == "" {
+		check = q
+	}
+	var p *pendingCheck
+	var ncols int
+	err := t.queryEachWith(context.WithValue(ctx, columnsKey{}, &ncols), q, timeout, row, restart, func(ctx context.Context, conn *sql.Conn) {
+		p = t.beginCheck(context.WithValue(ctx, columnsKey{}, (*int)(nil)), conn, check, check == q) // ncols is the listing's
+	})
+	if err != nil {
+		return err
+	}
+	t.endCheck(ctx, p, ncols)
+	return nil
+}
+
+// A querier is a pool (*sql.DB) or one of its connections (*sql.Conn).
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func (t *Table) queryEachOn(ctx context.Context, db querier, q string, timeout time.Duration, row func([]sql.RawBytes)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rows, err := db.QueryContext(ctx, q)
@@ -409,6 +466,9 @@ func (t *Table) queryEachOn(ctx context.Context, db *sql.DB, q string, timeout t
 	cols, err := rows.Columns()
 	if err != nil {
 		return err
+	}
+	if n, ok := ctx.Value(columnsKey{}).(*int); ok && n != nil {
+		*n = len(cols)
 	}
 	// Scanned into the same RawBytes for every row: a listing of a
 	// million domains is streamed, never held whole.
