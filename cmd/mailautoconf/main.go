@@ -22,7 +22,8 @@
 // over HTTPS with the mail host's certificates. Under systemd it takes its
 // sockets from socket activation ("http" and "https" by
 // FileDescriptorName=), reports through sd_notify, reloads when a file it
-// read changes or on SIGHUP, and re-reads the domain list every --refresh;
+// read changes or on SIGHUP, and re-reads the domain list when the change
+// check of each database table, asked every --refresh, sees a change;
 // without systemd it listens on --listen and --listen-tls.
 package main
 
