@@ -2,7 +2,9 @@
 # make packages       .deb and .rpm for amd64 and arm64, in dist/
 # make lint-packages  lintian on the .debs, rpmlint on the .rpms
 # make test           go test ./...
-# make bench          scripts/bench.sh: wrk against the daemon and nginx, RSS, cold start, rebuild (README.md, Performance)
+# make bench          scripts/bench.sh: wrk against the daemon and nginx per core (both pinned), as shipped,
+#                     and behind nginx (upstream keep-alive), with the spread of the rounds; RSS, cold
+#                     start, rebuild (README.md, Performance; BENCH_* variables: see the script)
 #
 # Needs Go and git; nfpm comes from go.mod (go tool nfpm), so a clean
 # checkout builds the packages with nothing but the Go module proxy.

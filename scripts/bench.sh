@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark of mailautoconf serve against nginx serving the same bytes, on
-# loopback only (README.md, "Performance"):
+# loopback only (README.md, "Performance"; docs/bench.md has recorded runs):
 #
 #   bash scripts/bench.sh        (or: make bench)
 #
@@ -10,37 +10,66 @@
 # (Postfix with a mysql: virtual_mailbox_domains table, Dovecot, a
 # certificate and key), starts `mailautoconf serve --root` on it, and runs
 # wrk against every endpoint. When nginx is installed it serves the very
-# same response bytes as static files, and each figure is printed with
-# its ratio to nginx measured in the same run. Then: RSS under load, cold
+# same response bytes as static files, and every figure is compared with
+# nginx in the same run, three ways (each its own table):
+#
+#   per core        the daemon (GOMAXPROCS=1) and nginx (worker_processes 1)
+#                   each pinned to one CPU (taskset), wrk on another one
+#   as shipped      the daemon with the package's defaults and nginx with
+#                   Debian's (worker_processes auto), nothing pinned
+#   behind nginx    one nginx (1 worker) proxying to the daemon's unix
+#                   socket vs the same nginx proxying to a second nginx
+#                   serving the bytes from a unix socket, both with upstream
+#                   keep-alive as packaging/nginx ships it; proxy, daemon and
+#                   backend pinned to one CPU, wrk on another. Also the
+#                   daemon without upstream keep-alive, and what that costs
+#                   per request (one CPU: 1/rate is CPU time per request).
+#
+# Each figure is measured in BENCH_ROUNDS rounds of daemon then nginx; a
+# ratio is taken within a round, and the tables show the median and the
+# spread (lowest–highest ratio of a round). Then: RSS under load, cold
 # start under socket activation to the first byte, and the snapshot
 # rebuild after a master.cf change while wrk runs. Everything it starts
 # is stopped and its temporary directory removed on exit.
 #
 # Environment:
-#   BENCH_DURATION=5s    wrk run per throughput figure (-t2 -c50)
+#   BENCH_DURATION=5s    wrk run per throughput figure (-c50; -t2, or -t1
+#                        when wrk is pinned to one CPU)
 #   BENCH_LATENCY=3s     wrk run per latency figure (-t1 -c1)
-#   BENCH_ROUNDS=3       rounds per endpoint against the daemon and nginx, in
-#                        turn; the table shows medians, ratios taken per round
+#   BENCH_ROUNDS=5       rounds per figure against the daemon and nginx
 #   BENCH_BIG=1000000    domains of the large case (0 skips it)
-#   BENCH_PORT=18470     first of the loopback ports used (5 in a row)
-#   BENCH_OUT=FILE       also write the table (markdown) to FILE
+#   BENCH_PORT=18470     first of the loopback ports used (8 in a row)
+#   BENCH_CPUS=0,1       the CPU for the servers under test, then the one for
+#                        wrk (pinned tables need two CPUs; with one they are
+#                        skipped)
+#   BENCH_GOMAXPROCS=N   run the "as shipped" daemon with GOMAXPROCS=N
+#                        instead of the package's default (to compare)
+#   BENCH_OUT=FILE       also write the tables (markdown) to FILE
 #   BENCH_BIN=FILE       measure this mailautoconf binary instead of building one
 #   BENCH_ONLY=big       run the large case only (quick reruns of the memory figures)
+#   BENCH_ONLY=tables    run the three comparisons with nginx only
+#   BENCH_TABLES="core ship proxy"  which of the three to run
 #
 # Needs: go, mariadbd + mariadb-install-db + mariadb client, openssl, curl,
-# wrk; nginx and systemd-socket-activate are optional (Debian: apt-get
-# install wrk nginx-light systemd).
+# wrk, taskset; nginx and systemd-socket-activate are optional (Debian:
+# apt-get install wrk nginx-light systemd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-5s}
 LATENCY=${BENCH_LATENCY:-3s}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 BIG=${BENCH_BIG:-1000000}
 PORT=${BENCH_PORT:-18470}
 OUT=${BENCH_OUT:-}
 ONLY=${BENCH_ONLY:-}
+PIN_PORT=$((PORT + 7))
 DAEMON_PORT=$PORT NGINX_PORT=$((PORT + 1)) COLD_PORT=$((PORT + 2)) UNSIGNED_PORT=$((PORT + 3))
+PX_KEEP_PORT=$((PORT + 4)) PX_STATIC_PORT=$((PORT + 5)) PX_CLOSE_PORT=$((PORT + 6))
+CPUS=${BENCH_CPUS:-0,1}
+SCPU=${CPUS%%,*} CCPU=${CPUS#*,}
+PROCS=${BENCH_GOMAXPROCS:-}
+TABLES=" ${BENCH_TABLES:-core ship proxy} "
 
 need() {
 	for t in "$@"; do
@@ -60,7 +89,13 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	fi
 fi
-need go mariadbd mariadb-install-db mariadb openssl curl wrk
+need go mariadbd mariadb-install-db mariadb openssl curl wrk taskset
+# The pinned tables need two CPUs the process may run on.
+PINNED=yes
+if ! taskset -c "$SCPU" true 2>/dev/null || ! taskset -c "$CCPU" true 2>/dev/null || [ "$SCPU" = "$CCPU" ]; then
+	echo "bench: CPUs $CPUS are not two usable CPUs: the per-core and behind-nginx tables are skipped" >&2
+	PINNED=no
+fi
 HAVE_NGINX=$(command -v nginx >/dev/null && echo yes || echo no)
 HAVE_ACTIVATE=$(command -v systemd-socket-activate >/dev/null && echo yes || echo no)
 
@@ -216,16 +251,24 @@ EOF
 } >"$TMP/pox.lua"
 
 # ---------------------------------------------------------------- helpers
-# start_daemon TREE: serve TREE on DAEMON_PORT; sets DPID, waits until it answers.
+# start_daemon TREE [LISTEN [PREFIX...]]: serve TREE on LISTEN (default
+# 127.0.0.1:DAEMON_PORT; unix:/path for a unix socket), run under PREFIX
+# (env, taskset); sets DPID, waits until it answers. Its log is TREE.log.
 start_daemon() {
-	local tree=$1 start
+	local tree=$1 listen=${2:-127.0.0.1:$DAEMON_PORT} start
+	shift 2 || shift $#
+	local probe=(curl -s -o /dev/null -H 'Host: autoconfig.example.com')
+	case $listen in
+	unix:*) probe+=(--unix-socket "${listen#unix:}" http://localhost/mail/config-v1.1.xml) ;;
+	*) probe+=("http://$listen/mail/config-v1.1.xml") ;;
+	esac
 	start=$(date +%s%N)
-	"$BIN" serve --root "$tree" --mysql-socket "$SOCK" --listen "127.0.0.1:$DAEMON_PORT" >"$tree.log" 2>&1 &
+	"$@" "$BIN" serve --root "$tree" --mysql-socket "$SOCK" --listen "$listen" >>"$tree.log" 2>&1 &
 	DPID=$!
 	PIDS+=("$DPID")
 	for _ in $(seq 1200); do
-		if curl -s -o /dev/null -H 'Host: autoconfig.example.com' "http://127.0.0.1:$DAEMON_PORT/mail/config-v1.1.xml"; then
-			log "daemon up on $(basename "$tree") after $(((($(date +%s%N) - start)) / 1000000)) ms"
+		if "${probe[@]}"; then
+			log "daemon up on $(basename "$tree") ($listen${*:+, $*}) after $(((($(date +%s%N) - start)) / 1000000)) ms"
 			return
 		fi
 		kill -0 "$DPID" 2>/dev/null || { cat "$tree.log" >&2; exit 1; }
@@ -253,11 +296,13 @@ fetch() {
 	fi
 }
 
+# WRK_PIN: the command wrk runs under (taskset for the pinned tables).
+WRK_PIN=()
 # wrkrun ARGS...: runs wrk, its output in $WRK_OUT (default $TMP/wrk.out),
 # then wrkparse.
 wrkrun() {
 	local out=${WRK_OUT:-$TMP/wrk.out}
-	wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+	"${WRK_PIN[@]}" wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 	wrkparse "$out"
 }
 # wrkparse FILE: sets RPS, P50 (microseconds), P99, MAXLAT, ERRORS (non-2xx
@@ -292,37 +337,118 @@ ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
 
 # ---------------------------------------------------------------- nginx
-start_nginx() {
-	local n=$TMP/nginx
-	mkdir -p "$n/www" "$n/tmp"
+# static_locations: the locations serving each endpoint's bytes from
+# $TMP/www, as nginx would serve a static answer.
+static_locations() {
+	echo "    root $TMP/www;"
+	echo "    location = /mail/config-v1.1.xml { default_type 'text/xml; charset=utf-8'; try_files /thunderbird =404; }"
+	# The static module answers POST with 405; error_page turns that into
+	# an internal GET of the same file, the usual way to serve a static
+	# answer to a POST.
+	echo "    location = /autodiscover/autodiscover.xml { default_type 'text/xml; charset=utf-8'; error_page 405 =200 /static/autodiscover; try_files /autodiscover =404; }"
+	echo "    location /static/ { internal; default_type 'text/xml; charset=utf-8'; alias $TMP/www/; }"
+	echo "    location /autodiscover/autodiscover.json/ { default_type application/json; try_files /json =404; }"
+	echo "    location = /mobileconfig { default_type application/x-apple-aspen-config; try_files /profile =404; }"
+	echo "    location = / { default_type 'text/html; charset=utf-8'; try_files /settings =404; }"
+}
+# proxy_location UPSTREAM: the location of packaging/nginx/mailautoconf.conf,
+# proxying everything to UPSTREAM (keep-alive as the shipped snippet has it).
+proxy_location() {
+	echo "    location / { proxy_pass http://$1; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+	echo "      proxy_set_header Host \$host; proxy_set_header X-Real-IP \$remote_addr;"
+	echo "      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme;"
+	echo "      proxy_redirect off; }"
+}
+# nginx_start NAME WORKERS HTTP [PREFIX...]: an nginx in $TMP/NAME with
+# WORKERS worker processes and HTTP (server and upstream blocks) in its
+# http block, as Debian's nginx.conf has it (sendfile, tcp_nopush; no access
+# log here), run under PREFIX (taskset); sets NGPID.
+nginx_start() {
+	local n=$TMP/$1 workers=$2 http=$3
+	shift 3
+	mkdir -p "$n/tmp"
 	{
-		echo "worker_processes 2; daemon off; pid $n/nginx.pid; error_log $n/error.log;"
+		# As root the workers would run as nobody, which cannot connect to
+		# the daemon's unix socket (0660).
+		[ "$(id -u)" -ne 0 ] || echo "user root;"
+		echo "worker_processes $workers; daemon off; pid $n/nginx.pid; error_log $n/error.log;"
 		echo "events { worker_connections 1024; }"
 		echo "http { access_log off; types { } sendfile on; tcp_nopush on; keepalive_requests 1000000;"
 		echo "  client_body_temp_path $n/tmp/body; proxy_temp_path $n/tmp/proxy; fastcgi_temp_path $n/tmp/fcgi;"
 		echo "  uwsgi_temp_path $n/tmp/uwsgi; scgi_temp_path $n/tmp/scgi;"
-		echo "  server { listen 127.0.0.1:$NGINX_PORT; root $n/www;"
-		echo "    location = /mail/config-v1.1.xml { default_type 'text/xml; charset=utf-8'; try_files /thunderbird =404; }"
-		# The static module answers POST with 405; error_page turns that
-		# into an internal GET of the same file, the usual way to serve a
-		# static answer to a POST.
-		echo "    location = /autodiscover/autodiscover.xml { default_type 'text/xml; charset=utf-8'; error_page 405 =200 /static/autodiscover; try_files /autodiscover =404; }"
-		echo "    location /static/ { internal; default_type 'text/xml; charset=utf-8'; alias $n/www/; }"
-		echo "    location /autodiscover/autodiscover.json/ { default_type application/json; try_files /json =404; }"
-		echo "    location = /mobileconfig { default_type application/x-apple-aspen-config; try_files /profile =404; }"
-		echo "    location = / { default_type 'text/html; charset=utf-8'; try_files /settings =404; }"
-		echo "  }"
+		echo "$http"
 		echo "}"
 	} >"$n/nginx.conf"
-	nginx -c "$n/nginx.conf" -p "$n" &
-	PIDS+=($!)
+	"$@" nginx -c "$n/nginx.conf" -p "$n" &
+	NGPID=$!
+	PIDS+=("$NGPID")
+}
+# nginx_wait NAME CURL-ARGS...: waits until curl CURL-ARGS succeeds.
+nginx_wait() {
+	local n=$TMP/$1
+	shift
 	for _ in $(seq 50); do
-		curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && return
+		curl -s -o /dev/null "$@" && return
 		sleep 0.1
 	done
-	echo "bench: nginx did not start" >&2
+	echo "bench: nginx $n did not start" >&2
 	cat "$n/error.log" >&2
 	exit 1
+}
+nginx_stop() {
+	kill "$NGPID" 2>/dev/null || true
+	wait "$NGPID" 2>/dev/null || true
+}
+# check_bytes PORT [any]: every endpoint on 127.0.0.1:PORT answers 200 with
+# the bytes the daemon did (or with any bytes: another daemon signs its
+# Apple profiles at another time).
+check_bytes() {
+	local e name method host target
+	for e in "${ENDPOINTS[@]}"; do
+		IFS='|' read -r name method host target <<<"$e"
+		fetch "$name" "$method" "$host" "$target" "$1" "$TMP/$name.check"
+		[ $# -eq 1 ] || continue
+		cmp -s "$TMP/$name.body" "$TMP/$name.check" || { echo "bench: port $1 serves other bytes for $name" >&2; exit 1; }
+	done
+}
+
+# ---------------------------------------------------------------- tables
+# The comparison tables: TABLE_<name> arrays of markdown rows.
+TABLE_core=() TABLE_ship=() TABLE_proxy=() ROUNDLOG=()
+spread() { sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'; }
+med() { printf '%s\n' "$@" | median; }
+# compare TABLE LABEL WRK-ARGS METHOD HOST OURS-URL NGINX-URL: ROUNDS rounds
+# of ours, nginx (throughput with WRK-ARGS), ours, nginx (latency at one
+# connection); two rows in TABLE.
+compare() {
+	local -n tab=$1
+	local label=$2 wargs=$3 method=$4 host=$5 ours_url=$6 ng_url=$7
+	local o_rps=() n_rps=() r_rps=() o_p50=() n_p50=() r_p50=() err=0 i
+	for i in $(seq "$ROUNDS"); do
+		# shellcheck disable=SC2086 # wargs is a word list
+		load "$method" "$host" "$ours_url" $wargs -d"$DURATION"
+		o_rps+=("$RPS") err=$((err + ERRORS))
+		if [ -n "$ng_url" ]; then
+			load "$method" "$host" "$ng_url" $wargs -d"$DURATION"
+			n_rps+=("$RPS") r_rps+=("$(ratio "${o_rps[-1]}" "$RPS")")
+		fi
+		load "$method" "$host" "$ours_url" -t1 -c1 -d"$LATENCY" --latency
+		o_p50+=("$P50") err=$((err + ERRORS))
+		if [ -n "$ng_url" ]; then
+			load "$method" "$host" "$ng_url" -t1 -c1 -d"$LATENCY" --latency
+			n_p50+=("$P50") r_p50+=("$(ratio "${o_p50[-1]}" "$P50")")
+		fi
+	done
+	[ "$err" -eq 0 ] || log "$label: $err failed requests"
+	if [ -z "$ng_url" ]; then
+		tab+=("| $label: requests/s | $(med "${o_rps[@]}") | - | - | - | ≥ 0.8 × nginx |")
+		tab+=("| $label: p50 latency at 1 connection, µs | $(med "${o_p50[@]}") | - | - | - | ≤ 1.2 × nginx |")
+		return
+	fi
+	log "$label: requests/s ratios per round ${r_rps[*]}; p50 ratios ${r_p50[*]}"
+	ROUNDLOG+=("$1 $label: requests/s ${o_rps[*]} vs ${n_rps[*]}; ratios ${r_rps[*]}; p50 µs ${o_p50[*]} vs ${n_p50[*]}; ratios ${r_p50[*]}")
+	tab+=("| $label: requests/s | $(med "${o_rps[@]}") | $(med "${n_rps[@]}") | $(med "${r_rps[@]}") | $(printf '%s\n' "${r_rps[@]}" | spread) | ≥ 0.8 × nginx |")
+	tab+=("| $label: p50 latency at 1 connection, µs | $(med "${o_p50[@]}") | $(med "${n_p50[@]}") | $(med "${r_p50[@]}") | $(printf '%s\n' "${r_p50[@]}" | spread) | ≤ 1.2 × nginx |")
 }
 
 # ================================================================ runs
@@ -334,68 +460,137 @@ mailhost "$TMP/tree-mid" bench_mid
 
 D=http://127.0.0.1:$DAEMON_PORT N=http://127.0.0.1:$NGINX_PORT
 
+PIN_S=(taskset -c "$SCPU")
 if [ "$ONLY" != big ]; then
-# --- 10k domains: every endpoint against nginx
-start_daemon "$TMP/tree-mid"
+# The response bytes, from a daemon on the 10k tree; nginx serves copies.
+mkdir -p "$TMP/www"
+start_daemon "$TMP/tree-mid" "127.0.0.1:$PIN_PORT"
 for e in "${ENDPOINTS[@]}"; do
 	IFS='|' read -r name method host target <<<"$e"
-	fetch "$name" "$method" "$host" "$target" "$DAEMON_PORT" "$TMP/$name.body"
+	fetch "$name" "$method" "$host" "$target" "$PIN_PORT" "$TMP/$name.body"
+	cp "$TMP/$name.body" "$TMP/www/$name"
 done
-if [ "$HAVE_NGINX" = yes ]; then
-	start_nginx
+stop_daemon
+P=http://127.0.0.1:$PIN_PORT
+
+# --- per core: daemon GOMAXPROCS=1 and nginx worker_processes 1, each
+# pinned to CPU SCPU; wrk (one thread) pinned to CPU CCPU.
+if [ "$HAVE_NGINX" = yes ] && [ "$PINNED" = yes ] && [[ $TABLES == *" core "* ]]; then
+	log "per core: servers on CPU $SCPU, wrk on CPU $CCPU"
+	start_daemon "$TMP/tree-mid" "127.0.0.1:$PIN_PORT" env GOMAXPROCS=1 "${PIN_S[@]}"
+	nginx_start nginx-core 1 "  server { listen 127.0.0.1:$NGINX_PORT;
+$(static_locations)
+  }" "${PIN_S[@]}"
+	nginx_wait nginx-core "$N/"
+	check_bytes "$NGINX_PORT"
+	WRK_PIN=(taskset -c "$CCPU")
 	for e in "${ENDPOINTS[@]}"; do
 		IFS='|' read -r name method host target <<<"$e"
-		cp "$TMP/$name.body" "$TMP/nginx/www/$name"
-		fetch "$name" "$method" "$host" "$target" "$NGINX_PORT" "$TMP/$name.nginx"
-		cmp -s "$TMP/$name.body" "$TMP/$name.nginx" || { echo "bench: nginx serves other bytes for $name" >&2; exit 1; }
+		log "per core: $name"
+		load "$method" "$host" "$P$target" -t1 -c50 -d2s >/dev/null # warm-up
+		compare TABLE_core "$name" "-t1 -c50" "$method" "$host" "$P$target" "$N$target"
 	done
+	WRK_PIN=()
+	nginx_stop
+	stop_daemon
+fi
+
+# --- as shipped: the package's defaults (GOMAXPROCS unset, or
+# BENCH_GOMAXPROCS) and Debian's nginx (worker_processes auto), unpinned;
+# wrk -t2 -c50.
+log "as shipped: nothing pinned"
+SHIP_ENV=()
+[ -z "$PROCS" ] || SHIP_ENV=(env GOMAXPROCS="$PROCS")
+start_daemon "$TMP/tree-mid" "127.0.0.1:$DAEMON_PORT" "${SHIP_ENV[@]}"
+SHIP_PID=$DPID
+check_bytes "$DAEMON_PORT" any
+NG=
+if [ "$HAVE_NGINX" = yes ]; then
+	nginx_start nginx-ship auto "  server { listen 127.0.0.1:$NGINX_PORT;
+$(static_locations)
+  }"
+	nginx_wait nginx-ship "$N/"
+	check_bytes "$NGINX_PORT"
+	NG=$N
 fi
 RSS_MID_MAX=0
 for e in "${ENDPOINTS[@]}"; do
+	[[ $TABLES == *" ship "* ]] || break
 	IFS='|' read -r name method host target <<<"$e"
-	log "wrk $name ($DURATION, 2 threads, 50 connections)"
+	log "as shipped: $name"
+	# The first run warms the daemon up and samples RSS mid-run.
 	WRK_OUT=$TMP/wrk-warm.out load "$method" "$host" "$D$target" -t2 -c50 -d"$DURATION" &
 	wpid=$!
 	sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d / 2}')"
 	rss=$(procstat "$DPID" VmRSS)
 	wait "$wpid"
 	[ "$rss" -gt "$RSS_MID_MAX" ] && RSS_MID_MAX=$rss
-	# ROUNDS rounds of: ours, nginx (throughput), ours, nginx (latency).
-	# Each ratio is taken within a round, from runs seconds apart, and the
-	# table shows the medians: a burst of noise from a neighbour on the
-	# host then spoils one round, not the figure.
-	o_rps=() n_rps=() r_rps=() o_p50=() n_p50=() r_p50=() ours_err=0
-	for _ in $(seq "$ROUNDS"); do
-		load "$method" "$host" "$D$target" -t2 -c50 -d"$DURATION"
-		o_rps+=("$RPS") ours_err=$((ours_err + ERRORS))
-		if [ "$HAVE_NGINX" = yes ]; then
-			load "$method" "$host" "$N$target" -t2 -c50 -d"$DURATION"
-			n_rps+=("$RPS") r_rps+=("$(ratio "${o_rps[-1]}" "$RPS")")
-		fi
-		load "$method" "$host" "$D$target" -t1 -c1 -d"$LATENCY" --latency
-		o_p50+=("$P50")
-		if [ "$HAVE_NGINX" = yes ]; then
-			load "$method" "$host" "$N$target" -t1 -c1 -d"$LATENCY" --latency
-			n_p50+=("$P50") r_p50+=("$(ratio "${o_p50[-1]}" "$P50")")
-		fi
-	done
-	ours=$(printf '%s\n' "${o_rps[@]}" | median) ours_p50=$(printf '%s\n' "${o_p50[@]}" | median)
-	ng=0 ng_p50=0 rr=- rl=-
-	if [ "$HAVE_NGINX" = yes ]; then
-		ng=$(printf '%s\n' "${n_rps[@]}" | median) ng_p50=$(printf '%s\n' "${n_p50[@]}" | median)
-		rr=$(printf '%s\n' "${r_rps[@]}" | median) rl=$(printf '%s\n' "${r_p50[@]}" | median)
-		log "$name: requests/s ratios per round ${r_rps[*]}, p50 ratios ${r_p50[*]}"
-	fi
-	[ "$ours_err" -eq 0 ] || log "$name: $ours_err failed requests"
-	row "$name: requests/s (10k domains)" "$ours" "$ng" "$rr" "≥ 0.8 × nginx"
-	row "$name: p50 latency at 1 connection, µs" "$ours_p50" "$ng_p50" "$rl" "≤ 1.2 × nginx"
+	compare TABLE_ship "$name" "-t2 -c50" "$method" "$host" "$D$target" "${NG:+$NG$target}"
 done
-# The first wrk run per endpoint warms the daemon up and samples RSS
-# mid-run; the figures are the rounds' medians.
 HWM_MID=$(procstat "$DPID" VmHWM)
-RSS_MID=$(procstat "$DPID" VmRSS)
 row "memory under load, 10k domains: VmRSS (max sampled mid-run) / VmHWM, MiB" "$(kib_to_mib "$RSS_MID_MAX") / $(kib_to_mib "$HWM_MID")" "" "" "≤ 20 MiB"
+[ "$HAVE_NGINX" = no ] || nginx_stop
 
+# --- behind nginx: one nginx (1 worker) proxying to the daemon's unix
+# socket and to a static nginx's, with upstream keep-alive, and to the
+# daemon without it; all three servers on CPU SCPU, wrk on CPU CCPU.
+if [ "$HAVE_NGINX" = yes ] && [ "$PINNED" = yes ] && [[ $TABLES == *" proxy "* ]]; then
+	log "behind nginx: proxy, daemon and static nginx on CPU $SCPU, wrk on CPU $CCPU"
+	start_daemon "$TMP/tree-mid" "unix:$TMP/daemon.sock" "${PIN_S[@]}"
+	PX_DPID=$DPID
+	chmod 666 "$TMP/daemon.sock"
+	nginx_start nginx-backend 1 "  server { listen unix:$TMP/static.sock;
+$(static_locations)
+  }" "${PIN_S[@]}"
+	PX_BPID=$NGPID
+	nginx_wait nginx-backend --unix-socket "$TMP/static.sock" http://localhost/
+	nginx_start nginx-proxy 1 "  upstream daemon_keep { server unix:$TMP/daemon.sock; keepalive 16; }
+  upstream daemon_close { server unix:$TMP/daemon.sock; }
+  upstream static_keep { server unix:$TMP/static.sock; keepalive 16; }
+  server { listen 127.0.0.1:$PX_KEEP_PORT;
+$(proxy_location daemon_keep)
+  }
+  server { listen 127.0.0.1:$PX_STATIC_PORT;
+$(proxy_location static_keep)
+  }
+  server { listen 127.0.0.1:$PX_CLOSE_PORT;
+$(proxy_location daemon_close)
+  }" "${PIN_S[@]}"
+	nginx_wait nginx-proxy "http://127.0.0.1:$PX_STATIC_PORT/"
+	check_bytes "$PX_STATIC_PORT"
+	check_bytes "$PX_KEEP_PORT" any
+	check_bytes "$PX_CLOSE_PORT" any
+	WRK_PIN=(taskset -c "$CCPU")
+	PK=http://127.0.0.1:$PX_KEEP_PORT PS=http://127.0.0.1:$PX_STATIC_PORT PC=http://127.0.0.1:$PX_CLOSE_PORT
+	for e in "${ENDPOINTS[@]}"; do
+		IFS='|' read -r name method host target <<<"$e"
+		log "behind nginx: $name"
+		load "$method" "$host" "$PK$target" -t1 -c50 -d2s >/dev/null # warm-up
+		compare TABLE_proxy "$name" "-t1 -c50" "$method" "$host" "$PK$target" "$PS$target"
+		# Without upstream keep-alive: nginx connects to the daemon for
+		# every request. On one CPU, 1/rate is the CPU time of a request.
+		k_rps=() c_rps=() r_c=() us=()
+		for _ in $(seq "$ROUNDS"); do
+			load "$method" "$host" "$PK$target" -t1 -c50 -d"$DURATION"
+			k_rps+=("$RPS")
+			load "$method" "$host" "$PC$target" -t1 -c50 -d"$DURATION"
+			c_rps+=("$RPS") r_c+=("$(ratio "$RPS" "${k_rps[-1]}")")
+			us+=("$(awk -v c="$RPS" -v k="${k_rps[-1]}" 'BEGIN {printf "%.1f", 1e6 / c - 1e6 / k}')")
+		done
+		ROUNDLOG+=("TABLE_proxy $name without keep-alive: requests/s ${c_rps[*]} vs ${k_rps[*]} with; µs per request ${us[*]}")
+		TABLE_proxy+=("| $name: without upstream keep-alive, requests/s (ratio to with) | $(med "${c_rps[@]}") | - | $(med "${r_c[@]}") | $(printf '%s\n' "${r_c[@]}" | spread) | |")
+		TABLE_proxy+=("| $name: what no keep-alive costs per request, CPU µs | $(med "${us[@]}") | - | - | $(printf '%s\n' "${us[@]}" | spread) | |")
+	done
+	WRK_PIN=()
+	nginx_stop
+	NGPID=$PX_BPID
+	nginx_stop
+	DPID=$PX_DPID
+	stop_daemon
+fi
+DPID=$SHIP_PID
+
+if [ "$ONLY" != tables ]; then
 # --- signed (cached) against unsigned Apple profiles: a second daemon on
 # the same tree without the private key serves them unsigned.
 log "signed against unsigned profiles"
@@ -483,10 +678,11 @@ done
 row "memory under load, 1 domain: VmHWM, MiB" "$(kib_to_mib "$(procstat "$DPID" VmHWM)")" "" "" ""
 stop_daemon
 
-fi # BENCH_ONLY
+fi # BENCH_ONLY=tables
+fi # BENCH_ONLY=big
 
 # --- the large case
-if [ "$BIG" -gt 0 ]; then
+if [ "$BIG" -gt 0 ] && [ "$ONLY" != tables ]; then
 	loaddomains bench_big "$BIG"
 	mailhost "$TMP/tree-big" bench_big
 	t0=$(date +%s%N)
@@ -524,13 +720,43 @@ fi
 
 # ---------------------------------------------------------------- table
 {
-	echo "| figure | mailautoconf | nginx static | ratio | target |"
-	echo "| --- | --- | --- | --- | --- |"
-	printf '%s\n' "${ROWS[@]}"
+	head="| figure | mailautoconf | nginx | ratio (median) | ratio per round, lowest–highest | target |
+| --- | --- | --- | --- | --- | --- |"
+	if [ ${#TABLE_core[@]} -gt 0 ]; then
+		echo "Per core: daemon GOMAXPROCS=1 vs nginx worker_processes 1, both on CPU $SCPU; wrk -t1 -c50 (latency -t1 -c1) on CPU $CCPU"
+		echo
+		echo "$head"
+		printf '%s\n' "${TABLE_core[@]}"
+		echo
+	fi
+	if [ ${#TABLE_ship[@]} -gt 0 ]; then
+		procs="with the package's default GOMAXPROCS"
+		[ -z "$PROCS" ] || procs="GOMAXPROCS=$PROCS"
+		echo "As shipped: daemon $procs vs nginx worker_processes auto, nothing pinned; wrk -t2 -c50 (latency -t1 -c1)"
+		echo
+		echo "$head"
+		printf '%s\n' "${TABLE_ship[@]}"
+		echo
+	fi
+	if [ ${#TABLE_proxy[@]} -gt 0 ]; then
+		echo "Behind nginx: nginx (1 worker) → daemon's unix socket vs the same nginx → static nginx (1 worker) on a unix socket, upstream keep-alive 16, HTTP/1.1; all on CPU $SCPU; wrk -t1 -c50 (latency -t1 -c1) on CPU $CCPU"
+		echo
+		echo "$head"
+		printf '%s\n' "${TABLE_proxy[@]}"
+		echo
+	fi
+	if [ ${#ROWS[@]} -gt 0 ]; then
+		echo "| figure | mailautoconf | nginx static / other | ratio | target |"
+		echo "| --- | --- | --- | --- | --- |"
+		printf '%s\n' "${ROWS[@]}"
+	fi
 } >"$TMP/table.md"
 echo
-echo "mailautoconf $(git describe --always --dirty 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(free -h | awk '/^Mem:/ {print $2}') RAM; wrk $DURATION -t2 -c50 (latency: -t1 -c1 $LATENCY), $ROUNDS rounds, loopback"
+echo "mailautoconf $(git describe --always --dirty 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(free -h | awk '/^Mem:/ {print $2}') RAM; wrk $DURATION per throughput figure, $LATENCY per latency figure, $ROUNDS rounds, loopback; nginx $(nginx -v 2>&1 | sed 's|.*/||')"
 echo
 cat "$TMP/table.md"
+echo
+echo "Per round:"
+printf '%s\n' "${ROUNDLOG[@]}"
 [ -z "$OUT" ] || cp "$TMP/table.md" "$OUT"

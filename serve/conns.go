@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +55,7 @@ type connNode struct {
 	c          net.Conn
 	list       *connList
 	prev, next *connNode
+	window     int64 // procsGovernor: the last window this connection was counted in
 }
 
 // A connList is an intrusive doubly linked list of connNodes.
@@ -123,6 +126,9 @@ func (l *connLimiter) connState(c net.Conn, state http.ConnState) {
 		if n != nil && n.list != nil {
 			n.list.remove(n)
 		}
+		if g := governor.Load(); g != nil && n != nil {
+			g.active(n, time.Now())
+		}
 	case http.StateIdle:
 		if n != nil {
 			if n.list != nil {
@@ -179,4 +185,102 @@ func (l *connLimiter) stats() connStats {
 		idle++
 	}
 	return connStats{l.open, l.evictedIdle, l.evictedNew, l.refused, idle}
+}
+
+// governor, when set (AdaptProcs), sees every request a server made by
+// NewServer starts.
+var governor atomic.Pointer[procsGovernor]
+
+// AdaptProcs runs Go code on one thread (GOMAXPROCS=1) while requests come
+// one at a time, and on up to max threads while two or more connections
+// send requests within the same few milliseconds, back to one after a
+// second without. One thread answers a lone request fastest: the goroutine
+// the network poller wakes runs on the thread that woke, with no other
+// thread to wake and hand work to (a futex wake and a cold cache per
+// request, which doubles the latency on an idle server; docs/bench.md).
+// Several threads answer concurrent requests on every core, as a web
+// server with one worker per core does. A max of 1 or less leaves
+// GOMAXPROCS alone.
+func AdaptProcs(max int) {
+	if max <= 1 {
+		return
+	}
+	g := &procsGovernor{max: max, set: runtime.GOMAXPROCS, window: procsWindow, hold: procsHold}
+	g.set(1)
+	governor.Store(g)
+}
+
+const (
+	// procsWindow: requests from two connections within it raise
+	// GOMAXPROCS. Under load many arrive in each; a client that asks a
+	// few questions one after the other on one connection never does.
+	procsWindow = 10 * time.Millisecond
+	// procsHold: GOMAXPROCS goes back to one after this long without
+	// concurrent requests. Each change stops the world for some µs.
+	procsHold = time.Second
+)
+
+// A procsGovernor switches GOMAXPROCS between 1 and max (AdaptProcs).
+type procsGovernor struct {
+	max          int
+	set          func(int) int // runtime.GOMAXPROCS; tests replace it
+	window, hold time.Duration
+
+	win   atomic.Int64 // the current window's number
+	conns atomic.Int32 // connections counted in it
+	busy  atomic.Bool  // concurrent requests seen since the last check
+	up    atomic.Bool  // GOMAXPROCS is max
+
+	mu    sync.Mutex // serializes set and the timer
+	timer *time.Timer
+}
+
+// active counts n's request in the window of now, once per connection
+// and window, and raises GOMAXPROCS at the second connection.
+func (g *procsGovernor) active(n *connNode, now time.Time) {
+	w := now.UnixNano() / int64(g.window)
+	if n.window == w {
+		return
+	}
+	n.window = w
+	if g.win.Load() != w {
+		// Racy between servers, which only miscounts one window.
+		g.win.Store(w)
+		g.conns.Store(0)
+	}
+	if g.conns.Add(1) < 2 {
+		return
+	}
+	if !g.busy.Load() {
+		g.busy.Store(true)
+	}
+	if g.up.Load() {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.up.Load() {
+		return
+	}
+	g.set(g.max)
+	g.up.Store(true)
+	g.busy.Store(false)
+	if g.timer == nil {
+		g.timer = time.AfterFunc(g.hold, g.check)
+	} else {
+		g.timer.Reset(g.hold)
+	}
+}
+
+// check lowers GOMAXPROCS to one when no concurrent requests came since
+// the last check, else checks again after hold.
+func (g *procsGovernor) check() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.busy.Swap(false) {
+		g.timer.Reset(g.hold)
+		return
+	}
+	g.set(1)
+	g.up.Store(false)
 }

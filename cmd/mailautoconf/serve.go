@@ -49,7 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var listen, listenTLS listenFlags
 	fs.Var(&listen, "listen", "without socket activation, serve plain HTTP on `ADDR`: host:port, or unix:/path for a unix socket (mode 0660); repeat for several (default "+defaultListen+")")
 	fs.Var(&listenTLS, "listen-tls", "without socket activation, also serve HTTPS on `ADDR` with the mail host's certificates; repeatable")
-	refresh := fs.Duration("refresh", defaultRefresh, "re-read the domain list from the database this often (0: only on changes and SIGHUP)")
+	refresh := fs.Duration("refresh", defaultRefresh, "ask each database table whether its domain list changed this often, and re-read it when it did (hourly anyway; 0: only on file changes and SIGHUP)")
 	idle := fs.Duration("exit-idle-after", 0, "exit after no request for this `duration`, for socket activation to start it again on demand (0: never)")
 	noWatch := fs.Bool("no-watch", false, "do not watch the configuration files; reload only on SIGHUP and --refresh")
 	stateFlag := fs.String("state-dir", "", "keep the last good snapshot in `DIR`, to serve it when a start meets a broken configuration (default $STATE_DIRECTORY, which systemd's StateDirectory= sets; without either nothing is kept)")
@@ -64,7 +64,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	state := stateDir(*stateFlag)
 	log.Info("mailautoconf starting", "version", version, "state_dir", state)
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(serveProcs)
+		// One thread while requests come one at a time, all the runtime's
+		// default (the CPUs this process may use) under concurrent load.
+		serve.AdaptProcs(runtime.GOMAXPROCS(0))
 	}
 	opt, err := common.options(log)
 	if err != nil {
@@ -143,17 +145,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// serveProcs is how many threads run Go code at once unless the
-// GOMAXPROCS environment variable says otherwise. One: a request is then
-// read, answered and written by the thread the network poller woke,
-// without handing it to another core, which halves the latency of a
-// request on an idle server (80 µs → 40 µs on loopback, docs/bench.md);
-// one core answers some 40 000 requests a second, far more than mail
-// clients ask for, and leaves the others to Postfix and Dovecot.
-const serveProcs = 1
-
-// defaultRefresh is how often the domain list is re-read from the
-// database when nothing else triggers a reload.
+// defaultRefresh is how often each database table's change check is
+// asked whether its domain list changed (reloader.refreshDue).
 const defaultRefresh = 60 * time.Second
 
 // watchQuiet is how long the configuration files must stay unchanged

@@ -348,18 +348,24 @@ func TestNginxExample(t *testing.T) {
 		t.Fatalf("%s: %d commented blocks, want 3 (location = /, two servers)", nginxExample, len(blocks))
 	}
 	uncomment := func(s string) string { return regexp.MustCompile(`(?m)^# ?`).ReplaceAllString(s, "") }
+	// The upstream the blocks proxy to, in the http context.
+	upstream := regexp.MustCompile(`(?ms)^# upstream mailautoconf \{\n.*?^# \}\n`).FindString(example)
+	if upstream == "" {
+		t.Fatalf("%s: no commented upstream mailautoconf block", nginxExample)
+	}
 	settings := uncomment(blocks[0])
 	dedicated := regexp.MustCompile(`(?m)^\s*listen .*\n`).ReplaceAllString(uncomment(blocks[1]), "")
 	dedicatedSock := filepath.Join(n.dir, "dedicated.sock")
 	dedicated = strings.Replace(dedicated, "server {", "server {\n    listen unix:"+dedicatedSock+";", 1)
 	writeTestFile(t, filepath.Join(n.dir, "html/index.html"), "static site\n")
-	n.write(t, fmt.Sprintf(`    server {
+	n.write(t, fmt.Sprintf(`%s
+    server {
         listen unix:%s;
         root %s/html;
 %s
 %s
     }
-%s`, n.sock, n.dir, example, settings, dedicated))
+%s`, uncomment(upstream), n.sock, n.dir, example, settings, dedicated))
 	if out, err := n.test(); err != nil {
 		t.Fatalf("nginx -t with the example: %v\n%s", err, out)
 	}
