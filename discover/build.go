@@ -110,6 +110,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	b.snap.domainWarnings = slices.Clone(b.snap.warnings[before:])
 
 	s := b.snap
+	s.builtAt = time.Now()
 	sort.Strings(s.files)
 	s.files = slices.Compact(s.files)
 	b.sealFingerprint()

@@ -230,34 +230,36 @@ type service struct {
 func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (evidence []string, why string) {
 	r := s.route
 	if r == nil {
-		why := fmt.Sprintf("%s: %s does not proxy %s in the server at %s", s.names, s.site.server, s.path, s.site.at)
+		msg := fmt.Sprintf("%s: %s does not proxy %s in the server at %s", s.names, s.site.server, s.path, s.site.at)
 		if m := missingFor(s.site.missing, s.path); m != "" {
-			why += " (" + m + ")"
+			msg += " (" + m + ")"
 		}
-		return nil, why
+		return nil, msg
 	}
-	route := r.directive
+	via := r.directive
 	switch {
 	case len(r.addrs) == 0:
-		return nil, fmt.Sprintf("%s: %s, an address only a request can resolve", s.names, route)
+		return nil, fmt.Sprintf("%s: %s, an address only a request can resolve", s.names, via)
 	case !r.loopback:
-		return nil, fmt.Sprintf("%s: %s, not on this host, so it cannot be probed here", s.names, route)
+		return nil, fmt.Sprintf("%s: %s, not on this host, so it cannot be probed here", s.names, via)
 	case r.tls:
-		return nil, fmt.Sprintf("%s: %s over TLS, which the probe does not speak", s.names, route)
+		return nil, fmt.Sprintf("%s: %s over TLS, which the probe does not speak", s.names, via)
 	case probe == nil:
-		return nil, fmt.Sprintf("%s: %s; not probed (the files under --root are not this host)", s.names, route)
+		return nil, fmt.Sprintf("%s: %s; not probed (the files under --root are not this host)", s.names, via)
 	}
 	addr, backendPath := r.addrs[0], r.backend
 	status, err := b.probeOnce(ctx, probe, addr, s.method, backendPath)
-	if b.wasAwaited(addr) {
-		// This rebuild comes from the backend's port opening: SOGo
-		// listens before its workers are ready and drops connections
-		// or answers 5xx meanwhile. Give it startRetry to settle; the
-		// old Snapshot serves while this one is built.
+	if transient(status, err) && b.awaitedListening(addr) {
+		// The Snapshot being replaced awaited this backend and a socket
+		// listens on its port now: SOGo listens before its workers are
+		// ready and drops connections or answers 5xx meanwhile. Give it
+		// startRetry to settle; the old Snapshot serves while this one
+		// is built. (A stopped backend, nothing listening, costs no
+		// wait.)
 		for deadline := time.Now().Add(startRetry); transient(status, err) && time.Now().Before(deadline); {
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Sprintf("%s: %s; not probed: %v", s.names, route, ctx.Err())
+				return nil, fmt.Sprintf("%s: %s; not probed: %v", s.names, via, ctx.Err())
 			case <-time.After(250 * time.Millisecond):
 			}
 			status, err = b.probeOnce(ctx, probe, addr, s.method, backendPath)
@@ -267,17 +269,20 @@ func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (eviden
 	switch {
 	case err != nil:
 		b.awaitBackend(addr)
-		return nil, fmt.Sprintf("%s: %s, but %s failed: %v", s.names, route, answer, err)
+		return nil, fmt.Sprintf("%s: %s, but %s failed: %v", s.names, via, answer, err)
 	case status == http.StatusUnauthorized || status >= 200 && status < 300:
-		return []string{route, fmt.Sprintf("%s answered %d %s", answer, status, http.StatusText(status))}, ""
+		return []string{via, fmt.Sprintf("%s answered %d %s", answer, status, http.StatusText(status))}, ""
 	default:
-		return nil, fmt.Sprintf("%s: %s, but %s answered %d %s", s.names, route, answer, status, http.StatusText(status))
+		if transient(status, nil) {
+			b.awaitBackend(addr)
+		}
+		return nil, fmt.Sprintf("%s: %s, but %s answered %d %s", s.names, via, answer, status, http.StatusText(status))
 	}
 }
 
 // startRetry is how long a rebuild keeps probing a backend that has just
 // started listening (see prove).
-const startRetry = 10 * time.Second
+var startRetry = 10 * time.Second
 
 func (b *builder) probeOnce(ctx context.Context, probe ProbeFunc, addr, method, path string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -291,21 +296,41 @@ func transient(status int, err error) bool {
 	return err != nil || status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
-// wasAwaited reports whether the Snapshot being replaced waited for the
-// backend addr to listen (see awaitBackend).
-func (b *builder) wasAwaited(addr string) bool {
+// previousAwait returns how the Snapshot being replaced awaited the
+// backend addr (see awaitBackend), if it did.
+func (b *builder) previousAwait(addr string) (awaitedPort, bool) {
 	ap, err := netip.ParseAddrPort(addr)
-	return err == nil && b.opt.Previous != nil &&
-		slices.ContainsFunc(b.opt.Previous.awaited, func(a awaitedPort) bool { return a.port == int(ap.Port()) })
+	if err != nil || b.opt.Previous == nil {
+		return awaitedPort{}, false
+	}
+	i := slices.IndexFunc(b.opt.Previous.awaited, func(a awaitedPort) bool { return a.port == int(ap.Port()) })
+	if i < 0 {
+		return awaitedPort{}, false
+	}
+	return b.opt.Previous.awaited[i], true
+}
+
+// awaitedListening reports whether the Snapshot being replaced awaited
+// the backend addr and a socket listens on its port now.
+func (b *builder) awaitedListening(addr string) bool {
+	prev, ok := b.previousAwait(addr)
+	if !ok || b.opt.Previous.procNet == "" {
+		return false
+	}
+	tab, err := listening.Read(b.opt.Previous.procNet)
+	return err == nil && len(tab.Listeners(prev.port)) > 0
 }
 
 // awaitBackend notes a loopback TCP backend whose probe failed on the
-// network (refused, reset, timed out): it is stopped, stopping or still
-// starting (SOGo starts after mailautoconf at boot), so WatchListening
+// network (refused, reset, timed out) or with a gateway's 5xx: it is
+// stopped, stopping or still starting (SOGo starts after mailautoconf at
+// boot, and listens before its workers are ready), so WatchListening
 // rebuilds once a new socket listens on its port, without waiting for a
 // file to change. The sockets listening there now (a server that is
 // stopping may still hold its port) are recorded, so that only another
-// one counts.
+// one counts; while the same sockets listen, WatchListening also retries
+// a few times, later each time (awaitedPort.tries, retryAwaited), for a
+// backend that was still starting.
 func (b *builder) awaitBackend(addr string) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !ap.Addr().IsLoopback() {
@@ -329,15 +354,27 @@ func (b *builder) awaitBackend(addr string) {
 	if b.snap.procNet == "" {
 		b.snap.procNet = dir
 	}
-	b.snap.awaited = append(b.snap.awaited, awaitedPort{port: port, listeners: tab.Listeners(port)})
+	a := awaitedPort{port: port, listeners: tab.Listeners(port)}
+	if prev, ok := b.previousAwait(addr); ok && len(a.listeners) > 0 && slices.Equal(prev.listeners, a.listeners) {
+		a.tries = prev.tries + 1
+	}
+	b.snap.awaited = append(b.snap.awaited, a)
 }
 
 // An awaitedPort is a backend's port and the inodes of the sockets that
-// listened on it when its probe failed.
+// listened on it when its probe failed; tries counts the rebuilds that
+// found the same sockets failing.
 type awaitedPort struct {
 	port      int
 	listeners []uint64
+	tries     int
 }
+
+// retryAwaited is how long after a Snapshot is built WatchListening
+// rebuilds for a backend whose same sockets still listen, by
+// awaitedPort.tries: a SOGo still starting answers within these; one
+// that fails for good costs three rebuilds, then waits for a new socket.
+var retryAwaited = []time.Duration{10 * time.Second, 30 * time.Second, 90 * time.Second}
 
 // missingFor returns what the web server's reader says about path.
 func missingFor(missing []string, p string) string {

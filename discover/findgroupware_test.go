@@ -400,3 +400,70 @@ func TestFindGroupwareApache(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupwareBackendStillStarting: the backend listens but answers 503
+// (SOGo's workers not ready) at the build; with the same socket still
+// listening, WatchListening rebuilds after retryAwaited, a few times,
+// and no more once the tries are spent.
+func TestGroupwareBackendStillStarting(t *testing.T) {
+	saved, savedStart := retryAwaited, startRetry
+	retryAwaited = []time.Duration{20 * time.Millisecond, 40 * time.Millisecond}
+	startRetry = 50 * time.Millisecond
+	defer func() { retryAwaited, startRetry = saved, savedStart }()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	root := sogoRoot(t, func(dir string) {
+		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
+		b, _ := os.ReadFile(p)
+		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
+	})
+	opt := Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir}
+	var cur atomic.Pointer[Snapshot]
+	build := func() *Snapshot {
+		opt.Previous = cur.Load()
+		s, err := Build(context.Background(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		cur.Store(s)
+		return s
+	}
+	s := build()
+	if len(s.awaited) != 1 || s.awaited[0].tries != 0 || len(s.awaited[0].listeners) == 0 {
+		t.Fatalf("awaited %+v: want the port, its socket, no tries yet", s.awaited)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	go WatchListening(ctx, 5*time.Millisecond, cur.Load, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	for try := 1; try <= len(retryAwaited); try++ {
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no retry %d", try)
+		}
+		s = build() // the retry's rebuild: 503 again, after startRetry
+		if s.awaited[0].tries != try {
+			t.Fatalf("retry %d: tries = %d", try, s.awaited[0].tries)
+		}
+	}
+	select {
+	case <-changed:
+		t.Fatal("WatchListening retried after the tries were spent")
+	case <-time.After(200 * time.Millisecond):
+	}
+}

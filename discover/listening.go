@@ -194,7 +194,12 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 		if slices.ContainsFunc(s.held, func(e Endpoint) bool { return tab.Reachable(e.Port) }) ||
 			slices.ContainsFunc(s.awaited, func(a awaitedPort) bool {
 				now := tab.Listeners(a.port)
-				return len(now) > 0 && !slices.Equal(now, a.listeners)
+				if len(now) > 0 && !slices.Equal(now, a.listeners) {
+					return true // started, or restarted
+				}
+				// The same sockets: a backend still starting at the
+				// build gets a few later tries.
+				return len(now) > 0 && a.tries < len(retryAwaited) && time.Since(s.builtAt) >= retryAwaited[a.tries]
 			}) {
 			told = weak.Make(s)
 			changed()

@@ -19,6 +19,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
 )
@@ -128,6 +129,7 @@ type Snapshot struct {
 	// failed on the network (WatchListening rebuilds when a new socket
 	// listens on one).
 	awaited []awaitedPort
+	builtAt time.Time // when Build finished
 
 	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }
