@@ -105,6 +105,7 @@ func Build(ctx context.Context, opt Options) (*Snapshot, error) {
 	b.checkSigning()
 	b.buildEndpoints()
 	b.findGroupware(ctx)
+	b.recordPorts()
 	before := len(b.snap.warnings)
 	b.buildDomains(ctx)
 	b.snap.domainWarnings = slices.Clone(b.snap.warnings[before:])

@@ -271,6 +271,12 @@ func (b *builder) prove(ctx context.Context, s service, probe ProbeFunc) (eviden
 		b.awaitBackend(addr)
 		return nil, fmt.Sprintf("%s: %s, but %s failed: %v", s.names, via, answer, err)
 	case status == http.StatusUnauthorized || status >= 200 && status < 300:
+		if ap, err := netip.ParseAddrPort(addr); err == nil && b.socketTables() != "" && !slices.Contains(b.snap.backends, int(ap.Port())) {
+			b.snap.backends = append(b.snap.backends, int(ap.Port()))
+			if b.snap.procNet == "" {
+				b.snap.procNet = b.socketTables()
+			}
+		}
 		return []string{via, fmt.Sprintf("%s answered %d %s", answer, status, http.StatusText(status))}, ""
 	default:
 		if transient(status, nil) {
@@ -336,12 +342,9 @@ func (b *builder) awaitBackend(addr string) {
 	if err != nil || !ap.Addr().IsLoopback() {
 		return
 	}
-	dir := b.opt.ProcNet
+	dir := b.socketTables()
 	if dir == "" {
-		if b.opt.Root.Dir() != "/" {
-			return
-		}
-		dir = listening.DefaultDir
+		return
 	}
 	port := int(ap.Port())
 	if slices.ContainsFunc(b.snap.awaited, func(a awaitedPort) bool { return a.port == port }) {
@@ -359,6 +362,19 @@ func (b *builder) awaitBackend(addr string) {
 		a.tries = prev.tries + 1
 	}
 	b.snap.awaited = append(b.snap.awaited, a)
+}
+
+// socketTables returns the directory of the socket tables to watch
+// backends in: Options.ProcNet, else this host's unless Root is another
+// one's files ("").
+func (b *builder) socketTables() string {
+	switch {
+	case b.opt.ProcNet != "":
+		return b.opt.ProcNet
+	case b.opt.Root.Dir() == "/":
+		return listening.DefaultDir
+	}
+	return ""
 }
 
 // An awaitedPort is a backend's port and the inodes of the sockets that

@@ -238,6 +238,14 @@ func TestGroupwareBackendStartsLater(t *testing.T) {
 	if g := b.Groupware(); len(g.Services) != 3 || len(g.Missing) != 0 {
 		t.Errorf("groupware once the backend answers = %+v", g)
 	}
+	// SOGo stopped: the next refresh sees its port closed.
+	if changed, _ := b.SocketsChanged(); changed {
+		t.Error("SocketsChanged with the backend still listening")
+	}
+	srv.Close()
+	if changed, p := b.SocketsChanged(); !changed || p != port {
+		t.Errorf("SocketsChanged after the backend stopped = %v, %d; want true, %d", changed, p, port)
+	}
 }
 
 // TestGroupwareBackendListeningBeforeFirstPoll: SOGo refused the build's

@@ -291,3 +291,41 @@ func TestWatchListeningForgetsReplaced(t *testing.T) {
 		t.Error("the replaced Snapshot is still reachable while WatchListening runs")
 	}
 }
+
+// TestSocketsChanged: the refresh's cheap look at the socket tables sees
+// Dovecot stop (its IMAPS port closes) and start again, and nothing when
+// nothing changed.
+func TestSocketsChanged(t *testing.T) {
+	root := writeRoot(t, baseHost(t))
+	running := []string{"0.0.0.0:25", "[::]:993", "0.0.0.0:143", "[::]:995", "0.0.0.0:110", "[::]:465", "0.0.0.0:587"}
+	proc := writeSocketTables(t, running...)
+	s, err := Build(context.Background(), Options{Root: root, ProcNet: proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if changed, p := s.SocketsChanged(); changed {
+		t.Fatalf("SocketsChanged with nothing changed: port %d", p)
+	}
+	replace := func(socks ...string) {
+		dir := writeSocketTables(t, socks...)
+		for _, name := range []string{"tcp", "tcp6"} {
+			b, _ := os.ReadFile(filepath.Join(dir, name))
+			os.WriteFile(filepath.Join(proc, name), b, 0o644)
+		}
+	}
+	replace(slices.DeleteFunc(slices.Clone(running), func(s string) bool { return s == "[::]:993" })...)
+	if changed, p := s.SocketsChanged(); !changed || p != 993 {
+		t.Errorf("SocketsChanged with 993 closed = %v, %d", changed, p)
+	}
+	replace(running...)
+	if changed, _ := s.SocketsChanged(); changed {
+		t.Error("SocketsChanged once 993 listens again")
+	}
+	if under, err := Build(context.Background(), Options{Root: root}); err == nil {
+		defer under.Close()
+		if changed, _ := under.SocketsChanged(); changed || len(under.ports) != 0 {
+			t.Error("a Snapshot of files under --root looks at this host's sockets")
+		}
+	}
+}

@@ -130,6 +130,11 @@ type Snapshot struct {
 	// listens on one).
 	awaited []awaitedPort
 	builtAt time.Time // when Build finished
+	// backends are the loopback TCP ports of proven groupware backends;
+	// ports how those and the endpoints' ports listened at the build
+	// (see SocketsChanged).
+	backends []int
+	ports    []portState
 
 	fingerprint uint64 // see Fingerprint; summed as the Snapshot is built
 }

@@ -287,10 +287,14 @@ func (r *reloader) run(ctx context.Context) {
 // cannot see (sqltable's and ldaptable's Changed say what that is).
 const relistEvery = time.Hour
 
+// tableCheckTimeout bounds one refresh's change checks of every table.
+const tableCheckTimeout = 30 * time.Second
+
 // refreshDue tells whether a tick of the refresh timer should rebuild the
 // snapshot. Files are the watcher's: without a database table, nothing
-// but the clock (a certificate that comes to expire) makes a rebuild say
-// something new. With tables, each one's cheap change check is asked; a
+// but the clock (a certificate that comes to expire) and the servers'
+// sockets (one stopped or started: Snapshot.SocketsChanged) make a
+// rebuild say something new. With tables, each one's cheap change check is asked; a
 // check that fails (the server is down) rebuilds, so that the outage is
 // told and the known domains carried forward as before.
 func (r *reloader) refreshDue(ctx context.Context) bool {
@@ -308,6 +312,12 @@ func (r *reloader) refreshDue(ctx context.Context) bool {
 		r.log.Debug("refresh: a certificate date has passed", "at", at)
 		return true
 	}
+	if changed, port := prev.SocketsChanged(); changed {
+		// A server stopped or started (Postfix, Dovecot, SOGo) with no
+		// file changed: its endpoints are held back or advertised again.
+		r.log.Debug("refresh: a port listens otherwise than at the last build", "port", port)
+		return true
+	}
 	if !prev.HasTables() {
 		return false
 	}
@@ -316,7 +326,12 @@ func (r *reloader) refreshDue(ctx context.Context) bool {
 		return true
 	}
 	start := time.Now()
-	changed, why, err := prev.TablesChanged(ctx)
+	// A hung database must not hold the reloads SIGHUP and the watcher
+	// ask for: past tableCheckTimeout the check counts as a change, and
+	// the rebuild tells the outage.
+	checkCtx, cancel := context.WithTimeout(ctx, tableCheckTimeout)
+	defer cancel()
+	changed, why, err := prev.TablesChanged(checkCtx)
 	if changed {
 		r.log.Debug("refresh: domain tables changed", "why", why, "err", err, "check", time.Since(start).Round(time.Microsecond))
 	}
