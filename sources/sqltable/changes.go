@@ -71,8 +71,10 @@ func (t *Table) checkQuery(q string, ncols int) string {
 	switch t.dialect.name() {
 	case "pgsql":
 		// A whole-row reference needs no column names: the row's text
-		// form holds every value, NULLs as empty fields.
-		return "SELECT count(*), coalesce(sum(('x' || left(md5(l::text), 15))::bit(60)::bigint), 0) FROM (" + q + "\n) AS l"
+		// form holds every value, NULLs as empty fields. (alias.*) is
+		// the row even when the listing has a column of the alias's
+		// name, which a bare alias would mean instead.
+		return "SELECT count(*), coalesce(sum(('x' || left(md5((mailautoconf_l.*)::text), 15))::bit(60)::bigint), 0) FROM (" + q + "\n) AS mailautoconf_l"
 	case "mysql":
 		if ncols <= 0 {
 			return ""
