@@ -122,16 +122,7 @@ func (b *builder) readWebServer() (*webSite, error) {
 	}
 	site := &webSite{server: "nginx", conf: conf, port: 443}
 	gw := cfg.FindGroupware()
-	var v *nginx.Vhost
-	for _, c := range gw.Vhosts {
-		if slices.Contains(c.Names, b.snap.hostname) {
-			v = c
-			break
-		}
-	}
-	if v == nil {
-		v = gw.Default()
-	}
+	v := vhostFor(gw.Vhosts, func(v *nginx.Vhost) []string { return v.Names }, b.snap.hostname, gw.Default)
 	if v == nil {
 		return site, nil
 	}
@@ -141,6 +132,18 @@ func (b *builder) readWebServer() (*webSite, error) {
 	}
 	site.dav, site.eas = nginxRoute(v.DAV, webroute.PathDAV), nginxRoute(v.EAS, webroute.PathEAS)
 	return site, nil
+}
+
+// vhostFor returns the first of vhosts whose names include host, else
+// the web server's default one (nil when it has none): the one a client
+// asking for host reaches.
+func vhostFor[V comparable](vhosts []V, names func(V) []string, host string, byDefault func() V) V {
+	for _, v := range vhosts {
+		if slices.Contains(names(v), host) {
+			return v
+		}
+	}
+	return byDefault()
 }
 
 // nginxRoute returns the route of p (nil for nil), which a client's
@@ -185,16 +188,7 @@ func (b *builder) readApache() (*webSite, error) {
 	}
 	site := &webSite{server: "Apache", conf: layout.Conf, port: 443}
 	gw := cfg.FindGroupware()
-	var v *apache.Vhost
-	for _, c := range gw.Vhosts {
-		if slices.Contains(c.Names, b.snap.hostname) {
-			v = c
-			break
-		}
-	}
-	if v == nil {
-		v = gw.Default()
-	}
+	v := vhostFor(gw.Vhosts, func(v *apache.Vhost) []string { return v.Names }, b.snap.hostname, gw.Default)
 	if v == nil {
 		return site, nil
 	}
