@@ -37,6 +37,22 @@ func sogoRoot(t *testing.T, edit func(dir string)) hostfs.Root {
 	return root
 }
 
+// sogoRootAt is sogoRoot with sogo.tmpl's backend at addr instead of
+// 127.0.0.1:20000, for a test's own loopback backend.
+func sogoRootAt(t *testing.T, addr string) hostfs.Root {
+	t.Helper()
+	return sogoRoot(t, func(dir string) {
+		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // sogoAnswers stands in for SOGo's answers without credentials: 401 on
 // its DAV and ActiveSync paths (what SOGo 5.8 answers, see
 // internal/sogotest), 404 elsewhere.
@@ -171,11 +187,7 @@ func TestFindGroupwareNotProbedUnderRoot(t *testing.T) {
 func TestGroupwareBackendStartsLater(t *testing.T) {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	root := sogoRoot(t, func(dir string) {
-		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
-		b, _ := os.ReadFile(p)
-		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
-	})
+	root := sogoRootAt(t, addr)
 	opt := Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir}
 	a, err := Build(context.Background(), opt)
 	if err != nil {
@@ -254,11 +266,7 @@ func TestGroupwareBackendStartsLater(t *testing.T) {
 func TestGroupwareBackendListeningBeforeFirstPoll(t *testing.T) {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	root := sogoRoot(t, func(dir string) {
-		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
-		b, _ := os.ReadFile(p)
-		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
-	})
+	root := sogoRootAt(t, addr)
 	a, err := Build(context.Background(), Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir})
 	if err != nil {
 		t.Fatal(err)
@@ -304,11 +312,7 @@ func TestGroupwareBackendRestarted(t *testing.T) {
 			c.Close()
 		}
 	}()
-	root := sogoRoot(t, func(dir string) {
-		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
-		b, _ := os.ReadFile(p)
-		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
-	})
+	root := sogoRootAt(t, addr)
 	a, err := Build(context.Background(), Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir})
 	if err != nil {
 		t.Fatal(err)
@@ -428,11 +432,7 @@ func TestGroupwareBackendStillStarting(t *testing.T) {
 	})}
 	go srv.Serve(l)
 	defer srv.Close()
-	root := sogoRoot(t, func(dir string) {
-		p := filepath.Join(dir, "etc/nginx/templates/sogo.tmpl")
-		b, _ := os.ReadFile(p)
-		os.WriteFile(p, bytes.ReplaceAll(b, []byte("127.0.0.1:20000"), []byte(addr)), 0o644)
-	})
+	root := sogoRootAt(t, addr)
 	opt := Options{Root: root, Probe: HTTPProbe, ProcNet: listening.DefaultDir}
 	var cur atomic.Pointer[Snapshot]
 	build := func() *Snapshot {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/webroute"
 )
 
 // A Layout is where a distribution's httpd finds its configuration.
@@ -555,7 +556,7 @@ func (r *reader) includeFiles(d *Directive, depth int) ([]*Directive, error) {
 		if err != nil {
 			return nil, hostfs.Errorf(d.Pos.File, d.Line, "%s: %w", d.Name, err)
 		}
-		files = globVisible(name, m)
+		files = webroute.GlobVisible(name, m)
 		if len(files) == 0 && !optional {
 			return nil, hostfs.Errorf(d.Pos.File, d.Line, "%s %s: no matches for the wildcard", d.Name, d.Args[0])
 		}
@@ -577,27 +578,6 @@ func (r *reader) includeFiles(d *Directive, depth int) ([]*Directive, error) {
 		out = append(out, ds...)
 	}
 	return out, nil
-}
-
-// globVisible drops the matches apr_fnmatch with APR_FNM_PERIOD would not
-// give: a name starting with '.' is matched only by a pattern component
-// starting with '.'.
-func globVisible(pattern string, matches []string) []string {
-	pc := strings.Split(path.Clean(pattern), "/")
-	var out []string
-next:
-	for _, m := range matches {
-		mc := strings.Split(m, "/")
-		if len(mc) == len(pc) {
-			for i := range mc {
-				if strings.HasPrefix(mc[i], ".") && !strings.HasPrefix(pc[i], ".") {
-					continue next
-				}
-			}
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 var varRef = regexp.MustCompile(`\$\{([^}]*)\}`)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mailautoconf/mailautoconf/sources/hostfs"
+	"github.com/mailautoconf/mailautoconf/sources/webroute"
 )
 
 // DefaultConf is where Debian's and Red Hat's nginx read their
@@ -82,7 +83,7 @@ func Read(root hostfs.Root, confPath string) (*Config, error) {
 			if err != nil {
 				return nil, hostfs.Errorf(d.Pos.File, d.Pos.Line, "include: %w", err)
 			}
-			files = globVisible(name, m)
+			files = webroute.GlobVisible(name, m)
 		} else {
 			files = []string{name}
 		}
@@ -111,28 +112,6 @@ func Read(root hostfs.Root, confPath string) (*Config, error) {
 	}
 	c.Directives = ds
 	return c, nil
-}
-
-// globVisible drops the matches glob(3) would not give: a name starting
-// with '.' is matched only by a pattern component starting with '.'.
-func globVisible(pattern string, matches []string) []string {
-	pc := strings.Split(path.Clean(pattern), "/")
-	var out []string
-next:
-	for _, m := range matches {
-		mc := strings.Split(m, "/")
-		if len(mc) != len(pc) {
-			out = append(out, m)
-			continue
-		}
-		for i := range mc {
-			if strings.HasPrefix(mc[i], ".") && !strings.HasPrefix(pc[i], ".") {
-				continue next
-			}
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 // Dump returns the files in the form of "nginx -T": each file's name in

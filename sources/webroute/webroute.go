@@ -1,10 +1,12 @@
 // Package webroute holds what the web server readers (sources/nginx,
-// sources/apache) share: the request paths SOGo answers behind them, and
-// the backend addresses their proxy directives name.
+// sources/apache) share: the request paths SOGo answers behind them, the
+// backend addresses their proxy directives name, and how their include
+// globs treat hidden files.
 package webroute
 
 import (
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 )
@@ -57,4 +59,25 @@ func IsLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// GlobVisible drops from a glob's matches those nginx's glob(3) and
+// httpd's apr_fnmatch (APR_FNM_PERIOD) would not give: a name starting
+// with '.' is matched only by a pattern component starting with '.'.
+func GlobVisible(pattern string, matches []string) []string {
+	pc := strings.Split(path.Clean(pattern), "/")
+	var out []string
+next:
+	for _, m := range matches {
+		mc := strings.Split(m, "/")
+		if len(mc) == len(pc) {
+			for i := range mc {
+				if strings.HasPrefix(mc[i], ".") && !strings.HasPrefix(pc[i], ".") {
+					continue next
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
