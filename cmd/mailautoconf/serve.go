@@ -162,7 +162,9 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, soc
 	rl *reloader, hup <-chan os.Signal, idleC <-chan struct{}, idle time.Duration) error {
 	serveErr := make(chan error, len(socks.all()))
 	for _, l := range socks.http {
-		go func() { serveErr <- srv.Serve(l) }()
+		// Plain HTTP/1.1: a response over net/http's 4 KiB buffer leaves
+		// in one write (serve.CoalesceWrites).
+		go func() { serveErr <- srv.Serve(serve.CoalesceWrites(l)) }()
 	}
 	for _, l := range socks.https {
 		go func() { serveErr <- srv.ServeTLS(l, "", "") }()
