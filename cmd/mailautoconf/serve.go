@@ -162,9 +162,9 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, soc
 	rl *reloader, hup <-chan os.Signal, idleC <-chan struct{}, idle time.Duration) error {
 	serveErr := make(chan error, len(socks.all()))
 	for _, l := range socks.http {
-		// Plain HTTP/1.1: a response over net/http's 4 KiB buffer leaves
-		// in one write (serve.CoalesceWrites).
-		go func() { serveErr <- srv.Serve(serve.CoalesceWrites(l)) }()
+		// Plain HTTP/1.1: one write per response, no wake-up of the
+		// runtime's monitor thread per request (serve.Listener).
+		go func() { serveErr <- srv.Serve(serve.Listener(l)) }()
 	}
 	for _, l := range socks.https {
 		go func() { serveErr <- srv.ServeTLS(l, "", "") }()

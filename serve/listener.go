@@ -1,0 +1,237 @@
+package serve
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// connWriteBuffer is the size of the buffer net/http writes a connection's
+// responses through (bufio, 4 KiB in every Go release so far). A response
+// of status line, headers and body longer than it reaches the connection
+// in several writes: a full buffer, then the rest.
+const connWriteBuffer = 4 << 10
+
+// maxHeld bounds what a connection holds back: a response larger than
+// this leaves in pieces of about this size.
+const maxHeld = 64 << 10
+
+// Listener wraps a plain HTTP/1.1 listening socket (TCP or unix; not TLS,
+// not HTTP/2) for a server made by NewServer. Its connections do two
+// things net/http's do not, each measured in docs/bench.md:
+//
+// One write per response. net/http writes a response over its 4 KiB
+// buffer (the settings page with its headers, say) in two or more pieces,
+// and each is a system call and, for the client or the proxy in front, a
+// separate segment to wake up for; nginx sends one writev. A write smaller
+// than the buffer, with nothing held back, goes out at once: a whole
+// response, or the last piece of one. A write of a full buffer or more is
+// held back until the next smaller write (the rest of the response), or
+// until net/http clears the write deadline, which it does after every
+// response (and sets before every request), or CloseWrite or Close. Not on
+// a read: net/http reads in the background while a handler runs, and a
+// flush there would split the response again. (HTTP/2 reads and writes at
+// once, and a held frame would wait for the peer's next frame: hence
+// plain HTTP/1.1 only.)
+//
+// No wake-up of the runtime's monitor thread. Reads and writes are
+// non-blocking system calls made without telling the scheduler that a
+// system call begins (syscall.RawSyscall inside syscall.RawConn, which
+// waits in the network poller as net.Conn does). A blocking system call
+// must tell it, so that another thread can run Go code meanwhile; but when
+// every thread was idle, telling it also wakes the monitor thread (sysmon)
+// from its deep sleep, which then runs and sleeps again in 20 µs steps.
+// That is two more context switches per request on an otherwise idle
+// server, on the same core as the request when it is pinned: behind nginx
+// at one connection the daemon's context switches per request went from
+// 4.5 to 2.5. A read or write on a non-blocking socket never blocks.
+func Listener(l net.Listener) net.Listener {
+	return listener{l}
+}
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	hc := &conn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			hc.raw = raw
+		}
+	}
+	return hc, nil
+}
+
+// A conn is a connection of a Listener. A handler's writes and a
+// shutdown's Close can run on different goroutines, so held is guarded by
+// mu.
+type conn struct {
+	net.Conn
+	raw syscall.RawConn // nil: read and write through Conn
+
+	mu   sync.Mutex
+	held []byte
+	err  error // a failed flush: the stream lost bytes, every later write fails
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(c.held) == 0 && len(p) < connWriteBuffer {
+		return c.write(p)
+	}
+	c.held = append(c.held, p...)
+	if len(p) >= connWriteBuffer && len(c.held) < maxHeld {
+		return len(p), nil // the rest of the response may follow
+	}
+	if err := c.flushLocked(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// flushLocked writes what is held back; c.mu must be held. After an
+// error (a client that stopped reading until the write deadline, say) the
+// stream has lost bytes, so every later write fails with the same error
+// and net/http closes the connection.
+func (c *conn) flushLocked() error {
+	if c.err != nil || len(c.held) == 0 {
+		return c.err
+	}
+	_, c.err = c.write(c.held)
+	if cap(c.held) > 2*connWriteBuffer {
+		c.held = nil // do not keep a large response's buffer per idle connection
+	} else {
+		c.held = c.held[:0]
+	}
+	return c.err
+}
+
+func (c *conn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+// SetWriteDeadline flushes, then sets the deadline: net/http sets or
+// clears it between responses.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.flush() // an error fails the next write
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *conn) SetDeadline(t time.Time) error {
+	c.flush()
+	return c.Conn.SetDeadline(t)
+}
+
+// CloseWrite flushes, then shuts down the writing side where the
+// connection can (TCP and unix sockets): net/http does so after a response
+// with "Connection: close".
+func (c *conn) CloseWrite() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *conn) Close() error {
+	c.flush() // best effort; the write deadline net/http set bounds it
+	return c.Conn.Close()
+}
+
+// maxRW bounds one read or write system call, as internal/poll does.
+const maxRW = 1 << 30
+
+// Read reads as net.Conn's Read does (deadlines, io.EOF, *net.OpError),
+// without the scheduler's system call bookkeeping (see Listener).
+func (c *conn) Read(p []byte) (int, error) {
+	if c.raw == nil || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	if len(p) > maxRW {
+		p = p[:maxRW]
+	}
+	var n int
+	var errno syscall.Errno
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			if e == syscall.EINTR {
+				continue
+			}
+			n, errno = int(r), e
+			return e != syscall.EAGAIN // EAGAIN: wait in the poller, then again
+		}
+	})
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("read", errno)
+	}
+	if err != nil {
+		return 0, c.opError("read", err)
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// write writes all of p as net.Conn's Write does, without the scheduler's
+// system call bookkeeping (see Listener).
+func (c *conn) write(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.Conn.Write(p)
+	}
+	var n int
+	var errno syscall.Errno
+	err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			b := p[n:min(len(p), n+maxRW)]
+			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+			switch e {
+			case 0:
+				n += int(r)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false // the socket buffer is full: wait in the poller
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("write", errno)
+	}
+	if err != nil {
+		return n, c.opError("write", err)
+	}
+	return n, nil
+}
+
+// opError wraps err as net.Conn's Read and Write do (net/http tells a
+// client's timeout or reset from other errors by it). syscall.RawConn
+// reports its own errors (a deadline, a closed connection) as an
+// *net.OpError of its own: that one is unwrapped.
+func (c *conn) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
