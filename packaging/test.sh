@@ -4,8 +4,9 @@
 # and, as root, rpm -i and -e in a scratch root (no directory left behind)
 # and dpkg itself: install on this machine, upgrade, trigger, remove, purge,
 # and check that nothing is left, no empty directory either, and that nginx
-# -t passes with the documented include of the iRedMail template before,
-# during and after. Run by .ci/run; needs make, Go, git, systemd
+# -t passes with the documented include of the iRedMail template and the
+# packaged upstream, in iRedMail's layout and in Debian's and Fedora's,
+# before, during and after. Run by .ci/run; needs make, Go, git, systemd
 # (systemd-analyze), lintian, rpmlint, rpm, python3-magic and nginx.
 #
 # PACKAGING_TEST_NO_BUILD=1 checks the packages already in dist/.
@@ -65,7 +66,10 @@ while read -r kind path _; do
 done < <(go version -m dist/build/amd64/mailautoconf)
 
 step "package contents"
-want_common='/etc/nginx/templates/mailautoconf.tmpl
+want_conffiles='/etc/nginx/conf-enabled/mailautoconf-upstream.conf
+/etc/nginx/conf.d/mailautoconf-upstream.conf
+/etc/nginx/templates/mailautoconf.tmpl'
+want_common=$want_conffiles'
 /usr/lib/systemd/system/mailautoconf-https.socket
 /usr/lib/systemd/system/mailautoconf-keys.service
 /usr/lib/systemd/system/mailautoconf-keys.timer
@@ -81,14 +85,15 @@ want_deb=$(printf '%s\n' "$want_common" /usr/share/doc/mailautoconf/changelog.De
 # An .rpm also lists the directories it owns (only the package's own, so
 # that "rpm -e" leaves none behind, empty).
 want_rpm=$(printf '%s\n' "$want_common" /usr/lib/systemd/system-preset/80-mailautoconf.preset /usr/share/licenses/mailautoconf/copyright \
-	/etc/nginx /etc/nginx/templates /usr/share/doc/mailautoconf /usr/share/doc/mailautoconf/examples /usr/share/licenses/mailautoconf | sort)
+	/etc/nginx /etc/nginx/conf-enabled /etc/nginx/conf.d /etc/nginx/templates /usr/share/doc/mailautoconf /usr/share/doc/mailautoconf/examples /usr/share/licenses/mailautoconf | sort)
 for f in "${debs[@]}"; do
 	got=$(dpkg-deb --fsys-tarfile "$f" | tar -t | grep -v '/$' | sed 's|^\./|/|' | sort)
 	[ "$got" = "$want_deb" ] || fail "$f holds:
 $got
 want:
 $want_deb"
-	[ "$(dpkg-deb --ctrl-tarfile "$f" | tar -xO ./conffiles)" = /etc/nginx/templates/mailautoconf.tmpl ] || fail "$f: conffiles"
+	got=$(dpkg-deb --ctrl-tarfile "$f" | tar -xO ./conffiles | sort)
+	[ "$got" = "$want_conffiles" ] || fail "$f: conffiles $got, want $want_conffiles"
 	ok "$f: files and conffiles"
 done
 for f in "${rpms[@]}"; do
@@ -97,7 +102,8 @@ for f in "${rpms[@]}"; do
 $got
 want:
 $want_rpm"
-	[ "$(rpm -qpc "$f" 2>/dev/null)" = /etc/nginx/templates/mailautoconf.tmpl ] || fail "$f: %config"
+	got=$(rpm -qpc "$f" 2>/dev/null | sort)
+	[ "$got" = "$want_conffiles" ] || fail "$f: %config $got, want $want_conffiles"
 	rpm -qp --changelog "$f" 2>/dev/null | grep -q -- "- ${version}-1\$" || fail "$f: %changelog does not name ${version}-1"
 	rpm -qp --scripts "$f" 2>/dev/null | grep -q 'preinstall scriptlet' || fail "$f: no %pre"
 	ok "$f: files, %config, %changelog, scriptlets"
@@ -157,7 +163,8 @@ step "rpm -i, rpm -e into an empty root: no directory left behind"
 # The .rpm's files, without its scriptlets (they need the system user and
 # systemd), in a root that has only the directories a base system's
 # packages own; twice: without nginx, where the package makes /etc/nginx,
-# and with iRedMail's /etc/nginx/templates, which must stay.
+# and with nginx's conf.d and iRedMail's templates and conf-enabled, which
+# must stay.
 rpm_arch=$(uname -m)
 rpm_file=dist/mailautoconf-${version}-1.${rpm_arch}.rpm
 [ -f "$rpm_file" ] || fail "no $rpm_file"
@@ -166,7 +173,9 @@ for with in none iredmail; do
 	r=$tmp/rpmroot-$with
 	for d in $base_dirs; do mkdir -p "$r/$d"; done
 	if [ "$with" = iredmail ]; then
-		mkdir -p "$r/etc/nginx/templates" && touch "$r/etc/nginx/templates/roundcube.tmpl"
+		for f in templates/roundcube.tmpl conf-enabled/0-general.conf conf.d/default.conf; do
+			mkdir -p "$(dirname "$r/etc/nginx/$f")" && touch "$r/etc/nginx/$f"
+		done
 	fi
 	before=$(cd "$r" && find . -path ./var -prune -o -print | sort)
 	rpm --root "$r" --dbpath /var/lib/rpm --initdb
@@ -196,37 +205,68 @@ existing_dirs() {
 new_dirs() { comm -13 <(printf '%s\n' "$dirs_before") <(existing_dirs); }
 
 # nginx -t with the include line the iRedMail template documents, in a
-# server of a throwaway config, against the real /etc/nginx/templates.
+# server of a throwaway config whose http block reads the real
+# /etc/nginx/conf-enabled (iRedMail's nginx.conf: the upstream
+# mailautoconf_iredmail the template proxies to), with "example" also a
+# server with the location block of the nginx example
+# (packaging/nginx/mailautoconf.conf) in a config that reads the real
+# /etc/nginx/conf.d (Debian's and Fedora's: the upstream mailautoconf),
+# and both in one that reads both directories; against the real
+# /etc/nginx/templates.
 nginx_include=$(sed -n 's|^#[[:space:]]*\(include /etc/nginx/templates/[^ ]*;\)$|\1|p' packaging/nginx/iredmail-mailautoconf.tmpl)
 [ -n "$nginx_include" ] || fail "packaging/nginx/iredmail-mailautoconf.tmpl documents no include line"
 nginx_bin=$(PATH=$PATH:/usr/sbin command -v nginx || true)
 nginx_test() {
+	local when=$1 example=${2:-}
 	if [ -z "$nginx_bin" ]; then
 		[ "${CI:-}" != true ] || fail "no nginx (.ci/run installs it)"
-		echo "    (no nginx here: \"$nginx_include\" $1 not checked)"
+		echo "    (no nginx here: \"$nginx_include\" $when not checked)"
 		return
 	fi
-	local d=$tmp/nginx out
+	local d=$tmp/nginx out layout dirs dir location='' what
+	if [ "$example" = example ]; then
+		location=$(awk '/^location ~\*/, /^}/' packaging/nginx/mailautoconf.conf)
+		[ -n "$location" ] || fail "no location block in packaging/nginx/mailautoconf.conf"
+	fi
 	mkdir -p "$d"
-	cat >"$d/nginx.conf" <<-EOF
-		pid $d/nginx.pid;
-		error_log $d/error.log;
-		events {}
-		http {
-		    access_log off;
-		    client_body_temp_path $d/client_body;
-		    proxy_temp_path $d/proxy;
-		    fastcgi_temp_path $d/fastcgi;
-		    uwsgi_temp_path $d/uwsgi;
-		    scgi_temp_path $d/scgi;
-		    server {
-		        listen unix:$d/nginx.sock;
-		        $nginx_include
-		    }
-		}
-	EOF
-	out=$("$nginx_bin" -t -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" 2>&1) || fail "nginx -t $1 with \"$nginx_include\": $out"
-	ok "nginx -t $1 passes with \"$nginx_include\""
+	for layout in iRedMail Debian/Fedora both; do
+		case $layout in
+		iRedMail) dirs=/etc/nginx/conf-enabled ;;
+		Debian/Fedora) dirs=/etc/nginx/conf.d ;;
+		both) dirs="/etc/nginx/conf-enabled /etc/nginx/conf.d" ;;
+		esac
+		what=
+		{
+			cat <<-EOF
+				pid $d/nginx.pid;
+				error_log $d/error.log;
+				events {}
+				http {
+				    access_log off;
+				    client_body_temp_path $d/client_body;
+				    proxy_temp_path $d/proxy;
+				    fastcgi_temp_path $d/fastcgi;
+				    uwsgi_temp_path $d/uwsgi;
+				    scgi_temp_path $d/scgi;
+			EOF
+			for dir in $dirs; do
+				echo "    include $dir/*.conf;"
+			done
+			if [ "$layout" != Debian/Fedora ]; then
+				printf '    server {\n        listen unix:%s;\n        %s\n    }\n' "$d/nginx.sock" "$nginx_include"
+			fi
+			if [ -n "$location" ] && [ "$layout" != iRedMail ]; then
+				printf '    server {\n        listen unix:%s;\n%s\n    }\n' "$d/example.sock" "$location"
+			fi
+			echo "}"
+		} >"$d/nginx.conf"
+		[ "$layout" = Debian/Fedora ] || what="\"$nginx_include\""
+		[ -z "$location" ] || [ "$layout" = iRedMail ] || what="${what:+$what and }the example's location block"
+		[ -n "$what" ] || continue
+		out=$("$nginx_bin" -t -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" 2>&1) ||
+			fail "nginx -t $when, $layout layout ($dirs), with $what: $out"
+		ok "nginx -t $when passes, $layout layout ($dirs), with $what"
+	done
 }
 
 dirs_before=$(existing_dirs)
@@ -258,6 +298,8 @@ check_installed() {
 		/usr/share/doc/mailautoconf/copyright 644
 		/usr/share/doc/mailautoconf/changelog.Debian.gz 644
 		/etc/nginx/templates/mailautoconf.tmpl 644
+		/etc/nginx/conf.d/mailautoconf-upstream.conf 644
+		/etc/nginx/conf-enabled/mailautoconf-upstream.conf 644
 	EOF
 	ok "files and permissions"
 	local pw
@@ -290,14 +332,16 @@ check_installed() {
 	ok "systemd-analyze verify on the installed units (binary and man page found)"
 }
 check_installed
-nginx_test "with the template installed"
+nginx_test "with the template and the upstream installed" example
 
 step "dpkg -i again (upgrade path: postinst configure <old version>)"
-echo '# local change' >>/etc/nginx/templates/mailautoconf.tmpl
+for f in $want_conffiles; do echo '# local change' >>"$f"; done
 dpkg -i --force-confold "$deb"
 check_installed
-grep -q '^# local change' /etc/nginx/templates/mailautoconf.tmpl || fail "the conffile lost a local change on upgrade"
-ok "conffile kept its local change"
+for f in $want_conffiles; do
+	grep -q '^# local change' "$f" || fail "the conffile $f lost a local change on upgrade"
+done
+ok "conffiles kept their local changes"
 
 step "an upgrade keeps a timer the admin disabled disabled"
 systemctl disable --quiet mailautoconf-keys.timer
@@ -331,7 +375,9 @@ fi
 dpkg --remove mailautoconf
 [ ! -e /usr/sbin/mailautoconf ] || fail "/usr/sbin/mailautoconf left after remove"
 [ ! -e /usr/lib/systemd/system/mailautoconf.service ] || fail "unit left after remove"
-[ -e /etc/nginx/templates/mailautoconf.tmpl ] || fail "conffile removed by remove"
+for f in $want_conffiles; do
+	[ -e "$f" ] || fail "conffile $f removed by remove"
+done
 getent passwd mailautoconf >/dev/null || fail "user removed by remove"
 [ -e /var/lib/mailautoconf/snapshot ] || fail "the state directory lost its snapshot on remove"
 [ ! -e /run/mailautoconf ] || fail "/run/mailautoconf left after remove"
@@ -339,7 +385,7 @@ for d in $(new_dirs); do
 	[ -n "$(ls -A "$d")" ] || fail "empty directory $d left after remove"
 done
 ok "removed; new directories left, none empty: $(new_dirs | tr '\n' ' ')"
-nginx_test "after remove"
+nginx_test "after remove (conffiles kept)" example
 
 step "dpkg --purge: nothing left"
 dpkg --purge mailautoconf

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,11 +24,14 @@ import (
 // httpd in front of the real daemon: the include line the package
 // documents keeps "nginx -t" passing before the package is installed, with
 // its template, and after purge took the template away (issue 11 item 4),
-// and the settings page is reachable through them (item 8).
+// the settings page is reachable through them (item 8), and nginx keeps
+// its connections to the daemon open between requests (issue 13 item 3).
 
 const (
 	iredmailTemplate = "../../packaging/nginx/iredmail-mailautoconf.tmpl"
 	nginxExample     = "../../packaging/nginx/mailautoconf.conf"
+	nginxUpstream    = "../../packaging/nginx/mailautoconf-upstream.conf"
+	iredmailUpstream = "../../packaging/nginx/iredmail-mailautoconf-upstream.conf"
 	apacheExample    = "../../packaging/apache/mailautoconf.conf"
 	packagedSocket   = "/run/mailautoconf/http.sock"
 	templatesDir     = "/etc/nginx/templates/"
@@ -88,6 +93,92 @@ func unixClient(sock string) *http.Client {
 			DisableKeepAlives: true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// connCounter stands between nginx and the daemon: a unix socket that
+// counts the connections made to it and copies each one to the daemon's
+// socket, so that a test sees whether nginx reuses its connections.
+type connCounter struct {
+	sock  string
+	conns atomic.Int64
+}
+
+// newConnCounter listens on a new socket and forwards to target until t
+// ends.
+func newConnCounter(t *testing.T, target string) *connCounter {
+	t.Helper()
+	c := &connCounter{sock: filepath.Join(t.TempDir(), "counter.sock")}
+	l, err := net.Listen("unix", c.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		open  []net.Conn
+		wg    sync.WaitGroup
+		track = func(cs ...net.Conn) {
+			mu.Lock()
+			open = append(open, cs...)
+			mu.Unlock()
+		}
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, conn := range open {
+			conn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	// halfCopy copies one direction and passes its end on.
+	halfCopy := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		dst.(*net.UnixConn).CloseWrite()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.conns.Add(1)
+			out, err := net.Dial("unix", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			track(in, out)
+			wg.Add(2)
+			go halfCopy(out, in)
+			go halfCopy(in, out)
+		}
+	}()
+	return c
+}
+
+// reused fails t unless nginx keeps its connection to the daemon for path
+// on host: after a first request, which may open one or take one kept
+// from before, two more open none. Without keep-alive each request opens
+// one, and a request that takes a kept connection and closes it leaves
+// the next to open one.
+func (c *connCounter) reused(t *testing.T, n *nginxServer, host, path string) {
+	t.Helper()
+	var before int64
+	for i := range 3 {
+		if i == 1 {
+			before = c.conns.Load()
+		}
+		if code, _ := n.get(t, host, path); code >= 500 {
+			t.Fatalf("%s on %s through nginx: %d", path, host, code)
+		}
+	}
+	if opened := c.conns.Load() - before; opened != 0 {
+		t.Errorf("%s on %s through nginx: the second and third request opened %d connections to the daemon, want 0 (no upstream keep-alive)", path, host, opened)
 	}
 }
 
@@ -177,13 +268,15 @@ func (n *nginxServer) get(t *testing.T, host, path string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// iredmailServer is an HTTPS server of iRedMail's shape
+// iredmailServer is the http block of iRedMail's nginx.conf, which reads
+// conf-enabled/*.conf, and an HTTPS server of iRedMail's shape
 // (sites-available/00-default-ssl.conf), over plain HTTP on a unix socket
 // for the test: a document root with no index file, the admin's include
 // line first, then locations like those of iRedMail's misc.tmpl (all of
 // /.well-known/ from a directory) and roundcube.tmpl (all of /mail/).
 func iredmailServer(n *nginxServer, include string) string {
-	return fmt.Sprintf(`    server {
+	return fmt.Sprintf(`    include %[2]s/conf-enabled/*.conf;
+    server {
         listen unix:%[1]s;
         server_name _;
         root %[2]s/html;
@@ -205,12 +298,15 @@ func iredmailServer(n *nginxServer, include string) string {
     }`, n.sock, n.dir, include)
 }
 
-// TestNginxIRedMailTemplate takes the iRedMail template through a
-// package's life: not installed, installed, purged. The server includes
-// it with the documented line; nginx -t must pass at every step, and while
-// it is installed the discovery paths and the settings page (on the
-// autoconfig.* and autodiscover.* names) reach the daemon, while webmail
-// and "/" on the mail host's name are served as before.
+// TestNginxIRedMailTemplate takes the iRedMail template and the upstream
+// it proxies to through a package's life: not installed, installed,
+// removed (the files kept, the daemon gone), purged. The server includes
+// the template with the documented line, the http block conf-enabled/ as
+// iRedMail's nginx.conf does; nginx -t must pass at every step, and while
+// the package is installed the discovery paths and the settings page (on
+// the autoconfig.* and autodiscover.* names) reach the daemon over kept
+// connections, while webmail and "/" on the mail host's name are served as
+// before.
 func TestNginxIRedMailTemplate(t *testing.T) {
 	n := newNginx(t)
 	testtool.Need(t, "systemd-socket-activate")
@@ -222,8 +318,19 @@ func TestNginxIRedMailTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(string(tmpl), "unix:") {
+		t.Errorf("%s proxies to a socket itself, not to the upstream with keep-alive", iredmailTemplate)
+	}
+	upstream, err := os.ReadFile(iredmailUpstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := newConnCounter(t, d.sock)
 	templates := filepath.Join(n.dir, "templates") + "/"
 	installed := filepath.Join(templates, "mailautoconf.tmpl")
+	// iRedMail's conf-enabled/ holds its own files too, and stays.
+	installedUpstream := filepath.Join(n.dir, "conf-enabled", "mailautoconf-upstream.conf")
+	writeTestFile(t, filepath.Join(n.dir, "conf-enabled", "0-general.conf"), "server_tokens off;\n")
 	include := strings.Replace(documentedInclude(t), templatesDir, templates, 1)
 	writeTestFile(t, filepath.Join(n.dir, "roundcube/index.html"), "roundcube webmail\n")
 	writeTestFile(t, filepath.Join(n.dir, "roundcube/config-v1.1.xml"), "not an autoconfig document\n")
@@ -255,7 +362,8 @@ func TestNginxIRedMailTemplate(t *testing.T) {
 	})
 
 	t.Run("installed", func(t *testing.T) {
-		writeTestFile(t, installed, strings.ReplaceAll(string(tmpl), packagedSocket, d.sock))
+		writeTestFile(t, installed, string(tmpl))
+		writeTestFile(t, installedUpstream, strings.ReplaceAll(string(upstream), packagedSocket, counter.sock))
 		if out, err := n.test(); err != nil {
 			t.Fatalf("nginx -t with the template: %v\n%s", err, out)
 		}
@@ -294,14 +402,32 @@ func TestNginxIRedMailTemplate(t *testing.T) {
 		if code, body := n.get(t, "autoconfig.example.com", "/mobileconfig?emailaddress=fred%40example.com"); code != 200 || !strings.Contains(body, "com.apple.mail.managed") {
 			t.Errorf("profile link through nginx: %d", code)
 		}
+		// Both locations keep their connections to the daemon.
+		counter.reused(t, n, "autoconfig.example.com", "/.well-known/autoconfig/mail/config-v1.1.xml")
+		counter.reused(t, n, "autoconfig.example.com", "/")
+		t.Logf("%d connections to the daemon", counter.conns.Load())
+	})
+
+	// Removed, not purged: the template and the upstream stay, the
+	// daemon's socket is gone.
+	t.Run("removed", func(t *testing.T) {
+		gone := filepath.Join(t.TempDir(), "http.sock")
+		writeTestFile(t, installedUpstream, strings.ReplaceAll(string(upstream), packagedSocket, gone))
+		if out, err := n.test(); err != nil {
+			t.Fatalf("nginx -t after remove: %v\n%s", err, out)
+		}
+		n.run(t)
+		webmailAsBefore(t)
+		if code, _ := n.get(t, "autoconfig.example.com", "/mail/config-v1.1.xml"); code != 502 {
+			t.Errorf("/mail/config-v1.1.xml after remove: %d, want 502", code)
+		}
 	})
 
 	t.Run("purged", func(t *testing.T) {
-		if err := os.Remove(installed); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Remove(templates); err != nil { // dpkg removes the emptied directory too
-			t.Fatal(err)
+		for _, f := range []string{installed, templates, installedUpstream} { // dpkg removes the emptied directory too
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if out, err := n.test(); err != nil {
 			t.Fatalf("nginx -t with %q after purge: %v\n%s", include, err, out)
@@ -324,10 +450,35 @@ func TestNginxIRedMailTemplate(t *testing.T) {
 	})
 }
 
+// TestNginxUpstreamCopies checks that the two upstream files the package
+// installs (conf.d/ for Debian's and Fedora's nginx.conf, conf-enabled/ for
+// iRedMail's) define the same upstream under their own names.
+func TestNginxUpstreamCopies(t *testing.T) {
+	var blocks []string
+	for _, f := range []struct{ file, name string }{{nginxUpstream, "mailautoconf"}, {iredmailUpstream, "mailautoconf_iredmail"}} {
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := regexp.MustCompile(`(?m)^\s*#.*\n`).ReplaceAllString(string(b), "")
+		head := "upstream " + f.name + " {"
+		if !strings.Contains(block, head) || !strings.Contains(block, "keepalive") {
+			t.Errorf("%s: no %s with keepalive:\n%s", f.file, head, block)
+		}
+		// The same socket and keep-alive under each name: an nginx.conf
+		// that reads both directories defines each once.
+		blocks = append(blocks, strings.Replace(block, head, "upstream NAME {", 1))
+	}
+	if blocks[0] != blocks[1] {
+		t.Errorf("%s and %s define different upstreams:\n%s\n%s", nginxUpstream, iredmailUpstream, blocks[0], blocks[1])
+	}
+}
+
 // TestNginxExample checks the generic example: its location block pasted
 // into a server, with the commented settings-page location, and its
 // commented dedicated autoconfig server blocks (port 80 form), proxy to
-// the daemon.
+// the daemon through the packaged upstream, read from conf.d/ as Debian's
+// and Fedora's nginx.conf read it, over kept connections.
 func TestNginxExample(t *testing.T) {
 	n := newNginx(t)
 	testtool.Need(t, "systemd-socket-activate")
@@ -339,7 +490,16 @@ func TestNginxExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example := strings.ReplaceAll(string(b), packagedSocket, d.sock)
+	example := string(b)
+	if strings.Contains(example, "unix:") {
+		t.Errorf("%s proxies to a socket itself, not to the packaged upstream with keep-alive", nginxExample)
+	}
+	upstream, err := os.ReadFile(nginxUpstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := newConnCounter(t, d.sock)
+	writeTestFile(t, filepath.Join(n.dir, "conf.d", "mailautoconf-upstream.conf"), strings.ReplaceAll(string(upstream), packagedSocket, counter.sock))
 	// The commented blocks, uncommented: the "location = /" one goes into
 	// the server; the first dedicated server block (port 80) is used with
 	// the test's socket instead of its listen lines.
@@ -348,24 +508,19 @@ func TestNginxExample(t *testing.T) {
 		t.Fatalf("%s: %d commented blocks, want 3 (location = /, two servers)", nginxExample, len(blocks))
 	}
 	uncomment := func(s string) string { return regexp.MustCompile(`(?m)^# ?`).ReplaceAllString(s, "") }
-	// The upstream the blocks proxy to, in the http context.
-	upstream := regexp.MustCompile(`(?ms)^# upstream mailautoconf \{\n.*?^# \}\n`).FindString(example)
-	if upstream == "" {
-		t.Fatalf("%s: no commented upstream mailautoconf block", nginxExample)
-	}
 	settings := uncomment(blocks[0])
 	dedicated := regexp.MustCompile(`(?m)^\s*listen .*\n`).ReplaceAllString(uncomment(blocks[1]), "")
 	dedicatedSock := filepath.Join(n.dir, "dedicated.sock")
 	dedicated = strings.Replace(dedicated, "server {", "server {\n    listen unix:"+dedicatedSock+";", 1)
 	writeTestFile(t, filepath.Join(n.dir, "html/index.html"), "static site\n")
-	n.write(t, fmt.Sprintf(`%s
+	n.write(t, fmt.Sprintf(`    include %[2]s/conf.d/*.conf;
     server {
-        listen unix:%s;
-        root %s/html;
-%s
-%s
+        listen unix:%[1]s;
+        root %[2]s/html;
+%[3]s
+%[4]s
     }
-%s`, uncomment(upstream), n.sock, n.dir, example, settings, dedicated))
+%[5]s`, n.sock, n.dir, example, settings, dedicated))
 	if out, err := n.test(); err != nil {
 		t.Fatalf("nginx -t with the example: %v\n%s", err, out)
 	}
@@ -389,6 +544,12 @@ func TestNginxExample(t *testing.T) {
 	if code, body := dn.get(t, "autodiscover.example.net", "/autodiscover/autodiscover.json?Email=fred@example.net&Protocol=AutodiscoverV1"); code != 200 || !strings.Contains(body, `"Protocol":"AutodiscoverV1"`) {
 		t.Errorf("autodiscover.json through the dedicated server block: %d\n%s", code, body)
 	}
+
+	// Each block keeps its connections to the daemon.
+	counter.reused(t, n, "mail.example.com", "/mail/config-v1.1.xml?emailaddress=fred@example.com")
+	counter.reused(t, n, "autoconfig.example.com", "/")
+	counter.reused(t, &dn, "autoconfig.example.net", "/")
+	t.Logf("%d connections to the daemon", counter.conns.Load())
 }
 
 // apacheModules is where Debian's apache2 keeps its modules.
@@ -407,15 +568,17 @@ func TestApacheExample(t *testing.T) {
 	root := t.TempDir()
 	staticHost(t, root)
 	d := startDaemon(t, buildDaemon(t), root)
+	counter := newConnCounter(t, d.sock)
 	user := ""
 	if os.Geteuid() == 0 {
-		// Apache's children run as nobody: let them reach the socket.
-		for _, p := range []string{filepath.Dir(filepath.Dir(d.sock)), filepath.Dir(d.sock)} {
+		// Apache's children run as nobody: let them reach the socket (the
+		// test's temporary directories share one parent).
+		for _, p := range []string{filepath.Dir(filepath.Dir(counter.sock)), filepath.Dir(counter.sock)} {
 			if err := os.Chmod(p, 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := os.Chmod(d.sock, 0o666); err != nil {
+		if err := os.Chmod(counter.sock, 0o666); err != nil {
 			t.Fatal(err)
 		}
 		user = "User nobody\nGroup nogroup\n"
@@ -432,7 +595,7 @@ func TestApacheExample(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	example := strings.ReplaceAll(string(b), packagedSocket, d.sock)
+	example := strings.ReplaceAll(string(b), packagedSocket, counter.sock)
 	vhost := regexp.MustCompile(`(?ms)^# <VirtualHost \*:80>\n.*?^# </VirtualHost>\n`).FindString(example)
 	if vhost == "" {
 		t.Fatalf("%s: no commented <VirtualHost *:80>", apacheExample)
@@ -535,6 +698,25 @@ IncludeOptional %[1]s/sites-enabled/*.conf
 	}
 	if code, body := get(t, "autodiscover.example.net", "/?emailaddress=fred%40example.net"); code != 200 || !strings.Contains(body, "Mail settings for") {
 		t.Errorf("settings table through the <VirtualHost>: %d\n%s", code, body)
+	}
+	// Apache keeps its connections to the daemon: one pool per child
+	// process, so a few connections for many requests. A ProxyPassMatch
+	// whose URL has a backreference ($1) proxies through Apache's default
+	// worker instead, which opens a connection for every request.
+	for _, r := range []struct{ host, path string }{
+		{"mail.example.com", "/mail/config-v1.1.xml?emailaddress=fred@example.com"},
+		{"autoconfig.example.net", "/"},
+	} {
+		const requests = 20
+		before := counter.conns.Load()
+		for range requests {
+			if code, _ := get(t, r.host, r.path); code != 200 {
+				t.Fatalf("%s on %s through Apache: %d", r.path, r.host, code)
+			}
+		}
+		if opened := counter.conns.Load() - before; opened > requests/2 {
+			t.Errorf("%d requests for %s on %s through Apache opened %d connections to the daemon: no connection reuse", requests, r.path, r.host, opened)
+		}
 	}
 
 	for _, f := range []string{copied, site} {
