@@ -61,7 +61,15 @@ if [ -z "$include_line" ]; then
 fi
 echo "    nginx: $include_line   (README.md, iRedMail's nginx)"
 rm -f "$root/etc/nginx/sites-enabled/default"
-mkdir -p "$root/etc/nginx/templates" "$root/var/www/html"
+mkdir -p "$root/etc/nginx/templates" "$root/etc/nginx/conf-enabled" "$root/var/www/html"
+# iRedMail's nginx.conf replaces Debian's and reads conf-enabled/, not
+# conf.d/, in its http block: there the package's upstream for the
+# template (mailautoconf_iredmail) is read.
+grep -q '^[[:space:]]*include /etc/nginx/conf.d/\*.conf;' "$root/etc/nginx/nginx.conf" || {
+	echo "prepare-root.sh: $root/etc/nginx/nginx.conf has no include of conf.d/*.conf to turn into iRedMail's" >&2
+	exit 1
+}
+sed -i 's|^\([[:space:]]*\)include /etc/nginx/conf.d/\*.conf;|\1include /etc/nginx/conf-enabled/*.conf;|' "$root/etc/nginx/nginx.conf"
 cat >"$root/etc/nginx/templates/ssl.tmpl" <<-'EOF'
 	ssl_protocols TLSv1.2 TLSv1.3;
 	ssl_certificate /etc/ssl/certs/iRedMail.crt;
