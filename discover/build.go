@@ -126,7 +126,7 @@ func newBuilder(opt Options) *builder {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	return &builder{opt: opt, snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, tableSeen: map[tableUse]bool{}}
+	return &builder{opt: opt, snap: &Snapshot{aliasOf: map[string]string{}, listed: true}, sourceIndex: map[string]int{}, tableSeen: map[tableUse]bool{}}
 }
 
 // readConfig reads Postfix's configuration, failing when it is missing or
@@ -178,7 +178,7 @@ type builder struct {
 	pfHost, dcHost string // the names each server's endpoints are advertised under
 
 	sourceIndex map[string]int  // Snapshot.sources → index
-	arena       strings.Builder // holds the domain names; see intern
+	arena       strings.Builder // holds the alias targets the domains lack; see intern
 	tableSeen   map[tableUse]bool
 	aliasCand   map[string]string // alias domain → target, before both are known hosted
 
@@ -192,14 +192,16 @@ type tableUse struct {
 	alias bool
 }
 
-// arenaChunk is the size of the strings domain names are copied into.
+// arenaChunk is the size of the strings alias targets are copied into.
 const arenaChunk = 64 << 10
 
 // intern returns a copy of name that shares its memory with the other
-// domain names: a million names are then a few hundred allocations the
-// garbage collector hardly notices, not a million. It relies on a
-// strings.Builder never moving bytes it has written while it has room.
-// name is a string, or the bytes of a line read from a file (Restore).
+// names interned: many names are then a few allocations the garbage
+// collector hardly notices. It relies on a strings.Builder never moving
+// bytes it has written while it has room. name is a string, or the bytes
+// of a line read from a file (Restore). The domains' own names live in
+// Snapshot.domains (domainSet), which copies them itself; intern is for
+// the alias targets that are not among them (see aliasName).
 func intern[S string | []byte](b *builder, name S) string {
 	if b.arena.Cap()-b.arena.Len() < len(name) {
 		b.arena = strings.Builder{}

@@ -73,13 +73,13 @@ END;`)
 		if !hasWarning(snap, "broken row") {
 			t.Errorf("%s: warnings %q, want the database's error", tt.name, snap.Warnings())
 		}
-		if _, ok := snap.domains["d3999.example"]; ok != (tt.prev != nil) {
+		if _, ok := snap.domains.get("d3999.example"); ok != (tt.prev != nil) {
 			t.Errorf("%s: d3999.example (streamed before the error) hosted = %v", tt.name, ok)
 		}
-		if _, ok := snap.domains["fresh.example"]; ok {
+		if _, ok := snap.domains.get("fresh.example"); ok {
 			t.Errorf("%s: fresh.example, read before the listing failed, is hosted: a mix of old and half-read", tt.name)
 		}
-		if d, ok := snap.domains["d5000.example"]; ok != (tt.prev != nil) || ok && snap.sources[d.source()] != "/etc/postfix/sql/domains.cf" {
+		if d, ok := snap.domains.get("d5000.example"); ok != (tt.prev != nil) || ok && snap.sources[d.source()] != "/etc/postfix/sql/domains.cf" {
 			t.Errorf("%s: d5000.example hosted = %v (%v)", tt.name, ok, d)
 		}
 	}

@@ -42,7 +42,7 @@ func (b *builder) buildDomains(ctx context.Context) {
 		}
 	}
 	b.applyAliases()
-	if len(b.snap.domains) == 0 && len(b.snap.lookups) == 0 {
+	if b.snap.domains.len() == 0 && len(b.snap.lookups) == 0 {
 		b.warn("no hosted domains: virtual_mailbox_domains and virtual_alias_domains are empty, and domains of mydestination (local Unix accounts) are not served")
 	}
 }
@@ -57,13 +57,13 @@ func (b *builder) addDomain(name string, alias bool, src hostfs.Pos) {
 		return
 	}
 	info := packDomainInfo(b.source(src.File), src.Line, alias)
-	if prev, ok := b.snap.domains[d]; ok {
+	if prev, ok := b.snap.domains.get(d); ok {
 		if prev.alias() && !alias { // a mailbox domain wins over an alias listing
 			b.replaceDomain(d, prev, info)
 		}
 		return
 	}
-	b.putDomain(intern(b, d), info)
+	b.putDomain(d, info)
 }
 
 func (b *builder) addTable(ctx context.Context, param string, alias bool, t postfix.Table) {
@@ -241,8 +241,8 @@ func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool
 	// own: mailbox tables are read before alias tables, so it never takes
 	// over another table's entry, and a table used twice the same way is
 	// read once.)
-	if len(b.snap.domains) == 0 && b.opt.Previous != nil {
-		b.snap.domains = make(map[string]domainInfo, b.opt.Previous.NumDomains()) // no rehashing while it fills
+	if b.snap.domains.len() == 0 && b.opt.Previous != nil {
+		b.snap.domains.reserve(b.opt.Previous.NumDomains()) // no rehashing while it fills
 	}
 	src := hostfs.Pos{File: t.Name}
 	mine := packDomainInfo(b.source(t.Name), 0, alias)
@@ -262,11 +262,7 @@ func (b *builder) addDatabaseTable(ctx context.Context, param string, alias bool
 		}
 	}
 	undo := func() {
-		for name, info := range b.snap.domains {
-			if info == mine {
-				b.deleteDomain(name, info)
-			}
-		}
+		b.deleteListed(mine)
 		clear(targets)
 	}
 	err = tab.EachDomain(ctx, add, undo)
@@ -326,8 +322,8 @@ func (b *builder) setAliasOf(a, target string) {
 // transport, a mail server's name) does not make clients log in there.
 func (b *builder) applyAliases() {
 	for a, target := range b.aliasCand {
-		_, aliasOK := b.snap.domains[a]
-		_, targetOK := b.snap.domains[target]
+		_, aliasOK := b.snap.domains.get(a)
+		_, targetOK := b.snap.domains.get(target)
 		if aliasOK && targetOK {
 			b.setAlias(a, target)
 		}
@@ -363,13 +359,13 @@ func (b *builder) carryForward(source string, alias bool) int {
 		return 0
 	}
 	n := 0
-	for name, i := range prev.domains {
+	for name, i := range prev.domains.all() {
 		if prev.sources[i.source()] != source {
 			continue
 		}
 		b.addDomain(name, alias, hostfs.Pos{File: source, Line: i.line()})
 		if target := prev.aliasOf[name]; target != "" {
-			b.setAlias(intern(b, name), intern(b, target))
+			b.setAlias(name, target) // the names are copied: prev may go
 		}
 		n++
 	}

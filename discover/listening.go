@@ -163,8 +163,8 @@ func WatchListening(ctx context.Context, poll time.Duration, current func() *Sna
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	// The Snapshot changed was called for, held weakly: a replaced one
-	// (a million domains are some 200 MB) must be freed at once, not
-	// when the next one is told about.
+	// (a million domains are some 40 MB of domain table) must be freed
+	// at once, not when the next one is told about.
 	// A backend may stay away for good (SOGo removed, its location kept):
 	// after awaitFor of polls, an awaited port alone is polled every
 	// awaitSlow polls. watched is the Snapshot polls counts for.

@@ -143,27 +143,50 @@ func (b *builder) hashSources() {
 	}
 }
 
-// putDomain lists domain name (interned, not listed yet) as i in the
-// Snapshot being built, keeping its fingerprint's sum.
+// putDomain lists domain name (not listed yet) as i in the Snapshot
+// being built, keeping its fingerprint's sum. The Snapshot keeps a copy
+// of name.
 func (b *builder) putDomain(name string, i domainInfo) {
-	b.snap.domains[name] = i
+	b.snap.domains.set(name, i)
 	b.domainSum += domainHash(name, b.srcHash[i.source()], i)
 }
 
 // replaceDomain lists domain name, listed as old, as i instead.
 func (b *builder) replaceDomain(name string, old, i domainInfo) {
-	b.snap.domains[name] = i
+	b.snap.domains.set(name, i)
 	b.domainSum += domainHash(name, b.srcHash[i.source()], i) - domainHash(name, b.srcHash[old.source()], old)
 }
 
-// deleteDomain removes domain name, listed as i.
-func (b *builder) deleteDomain(name string, i domainInfo) {
-	delete(b.snap.domains, name)
-	b.domainSum -= domainHash(name, b.srcHash[i.source()], i)
+// deleteListed removes every domain listed as exactly i: what one table
+// added (addDatabaseTable's undo).
+func (b *builder) deleteListed(i domainInfo) {
+	b.snap.domains.deleteFunc(func(name string, info domainInfo) bool {
+		if info != i {
+			return false
+		}
+		b.domainSum -= domainHash(name, b.srcHash[i.source()], i)
+		return true
+	})
+}
+
+// aliasName returns name as aliasOf keeps it: the domains' own copy when
+// it is a hosted domain (it then costs nothing), else a copy in the
+// arena, so that it never holds on to a line buffer or to a previous
+// Snapshot's names.
+func aliasName[S string | []byte](b *builder, name S) string {
+	if k, ok := key(&b.snap.domains, name); ok {
+		return k
+	}
+	return intern(b, name)
 }
 
 // setAlias records that alias domain name's addresses reach target.
 func (b *builder) setAlias(name, target string) {
+	b.putAlias(aliasName(b, name), aliasName(b, target))
+}
+
+// putAlias is setAlias for a name and target that aliasName returned.
+func (b *builder) putAlias(name, target string) {
 	if old, ok := b.snap.aliasOf[name]; ok {
 		b.domainSum -= aliasHash(name, old)
 	}
@@ -220,7 +243,7 @@ func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, e
 	fp := s.fingerprint
 	hdr := savedHeader{
 		Saved: now.UTC().Truncate(time.Second), Version: version,
-		Fingerprint: strconv.FormatUint(fp, 16), Domains: len(s.domains), savedContent: contentOf(s),
+		Fingerprint: strconv.FormatUint(fp, 16), Domains: s.domains.len(), savedContent: contentOf(s),
 	}
 	tmp := file + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -248,7 +271,7 @@ func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, e
 	w.Write(head)
 	w.WriteByte('\n')
 	line := make([]byte, 0, 128)
-	for name, i := range s.domains {
+	for name, i := range s.domains.all() {
 		line = append(line[:0], name...)
 		line = append(line, ' ')
 		line = strconv.AppendInt(line, int64(i.source()), 10)
@@ -271,7 +294,7 @@ func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, e
 	if err := w.Flush(); err != nil {
 		return fail(err)
 	}
-	if _, err := fmt.Fprintf(f, "end %d %08x\n", len(s.domains), crc.Sum32()); err != nil {
+	if _, err := fmt.Fprintf(f, "end %d %08x\n", s.domains.len(), crc.Sum32()); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -289,7 +312,7 @@ func Save(file string, s *Snapshot, version string, now time.Time) (SavedInfo, e
 		d.Sync()
 		d.Close()
 	}
-	return SavedInfo{Path: file, Saved: hdr.Saved, Version: version, Domains: len(s.domains), Fingerprint: fp}, nil
+	return SavedInfo{Path: file, Saved: hdr.Saved, Version: version, Domains: s.domains.len(), Fingerprint: fp}, nil
 }
 
 // ReadSavedInfo reads only the header of the saved Snapshot at file:
@@ -503,7 +526,7 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 	if err != nil {
 		return nil, SavedInfo{}, err
 	}
-	// The count sizes the map, but a damaged header must not make us
+	// The count sizes the table, but a damaged header must not make us
 	// allocate more than the file could hold (a line is at least 8 bytes).
 	hint := hdr.Domains
 	if st, err := f.Stat(); err == nil {
@@ -513,10 +536,10 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 		hostname: hdr.Hostname, listed: hdr.Listed, sources: hdr.Sources,
 		endpoints: hdr.Endpoints, certs: hdr.Certificates, warnings: hdr.Warnings, domainWarnings: hdr.DomainWarnings,
 		files: hdr.Files, globs: hdr.Globs, unreachable: hdr.Unreachable, held: hdr.HeldBack, procNet: hdr.ProcNet,
-		groupware: hdr.Groupware.orZero(),
-		domains:   make(map[string]domainInfo, hint), aliasOf: map[string]string{},
+		groupware: hdr.Groupware.orZero(), aliasOf: map[string]string{},
 	}
-	b := &builder{snap: s} // the names share a few large strings (intern); the fingerprint is summed
+	s.domains.reserve(hint)
+	b := &builder{snap: s} // the fingerprint is summed
 	b.hashSources()
 	err = readSavedBody(file, r, crc, hdr.Domains, func(line []byte) error { return s.restoreDomain(b, line) })
 	if err != nil {
@@ -531,7 +554,7 @@ func Restore(file string) (*Snapshot, SavedInfo, error) {
 
 // restoreDomain adds the domain of one saved line (with its newline).
 // The checksum vouches for the content, so a name is taken as written. It
-// allocates nothing but the names' share of the arena.
+// allocates nothing but the name's share of a chunk of Snapshot.domains.
 func (s *Snapshot) restoreDomain(b *builder, line []byte) error {
 	var f [6][]byte
 	n := 0
@@ -560,16 +583,17 @@ func (s *Snapshot) restoreDomain(b *builder, line []byte) error {
 	if !alias && string(f[3]) != "-" {
 		return fmt.Errorf("bad alias flag %q", f[3])
 	}
-	if _, dup := s.domains[string(f[0])]; dup {
+	info := packDomainInfo(int(src), int(ln), alias)
+	name, added := put(&s.domains, f[0], info, false)
+	if !added {
 		return fmt.Errorf("domain %s twice", f[0])
 	}
-	name := intern(b, f[0])
-	b.putDomain(name, packDomainInfo(int(src), int(ln), alias))
+	b.domainSum += domainHash(name, b.srcHash[info.source()], info) // as putDomain
 	if n == 5 {
 		if len(f[4]) == 0 {
 			return errors.New("empty alias target")
 		}
-		b.setAlias(name, intern(b, f[4]))
+		b.putAlias(name, aliasName(b, f[4])) // name is the domains' copy
 	}
 	return nil
 }

@@ -54,12 +54,12 @@ func corpusSnapshots(t *testing.T) map[string]*Snapshot {
 func aliasSnapshot() *Snapshot {
 	return &Snapshot{
 		hostname: "mail.example.org",
-		domains: map[string]domainInfo{
+		domains: domainsOf(map[string]domainInfo{
 			"a.example":      packDomainInfo(0, 0, false),
 			"b.example":      packDomainInfo(0, 0, false),
 			"c.example":      packDomainInfo(1, 7, true),
 			"static.example": packDomainInfo(2, 3, false),
-		},
+		}),
 		aliasOf:        map[string]string{"b.example": "a.example", "c.example": "a.example"},
 		sources:        []string{"/etc/postfix/sql/domains.cf", "/etc/postfix/vdomains", "/etc/postfix/main.cf"},
 		listed:         false,
@@ -85,7 +85,7 @@ func fingerprintOf(s *Snapshot) uint64 {
 	for i, src := range s.sources {
 		srcHash[i] = hashString(hashSeed, src)
 	}
-	for name, i := range s.domains {
+	for name, i := range s.domains.all() {
 		h := hashString(hashSeed, name)
 		h = (h ^ srcHash[i.source()]) * hashPrime
 		h = (h ^ uint64(i)&^((1<<31-1)<<32)) * hashPrime
@@ -102,10 +102,10 @@ func fingerprintOf(s *Snapshot) uint64 {
 // the fingerprint Build would give it.
 func handMade(s *Snapshot) *Snapshot {
 	domains, aliases := s.domains, s.aliasOf
-	s.domains, s.aliasOf = make(map[string]domainInfo, len(domains)), map[string]string{}
+	s.domains, s.aliasOf = domainSet{}, map[string]string{}
 	b := &builder{snap: s}
 	b.hashSources()
-	for name, i := range domains {
+	for name, i := range domains.all() {
 		b.putDomain(name, i)
 	}
 	for name, target := range aliases {
@@ -130,7 +130,7 @@ func mustJSON(t *testing.T, s *Snapshot) []byte {
 func TestSavedRoundTrip(t *testing.T) {
 	snaps := corpusSnapshots(t)
 	snaps["aliases"] = handMade(aliasSnapshot())
-	snaps["empty"] = handMade(&Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}})
+	snaps["empty"] = handMade(&Snapshot{aliasOf: map[string]string{}})
 	now := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	for name, orig := range snaps {
 		t.Run(name, func(t *testing.T) {
@@ -177,6 +177,10 @@ func TestSavedRoundTrip(t *testing.T) {
 			// so that a field added to Snapshot and forgotten in
 			// savedContent fails here.
 			a, b := *orig, *got
+			if !maps.Equal(a.domains.toMap(), b.domains.toMap()) {
+				t.Errorf("restored domains differ:\n got %v\nwant %v", b.domains.toMap(), a.domains.toMap())
+			}
+			a.domains, b.domains = domainSet{}, domainSet{} // their seeds and layouts differ
 			a.lookups, a.closers = nil, nil
 			a.awaited, a.builtAt, a.backends, a.ports = nil, time.Time{}, nil, nil
 			if !reflect.DeepEqual(a, b) {
@@ -204,12 +208,12 @@ func TestFingerprint(t *testing.T) {
 		t.Fatalf("the same snapshot: %x, then %x", base, again)
 	}
 	changes := map[string]func(s *Snapshot){
-		"domain added":   func(s *Snapshot) { s.domains["new.example"] = packDomainInfo(0, 0, false) },
-		"domain removed": func(s *Snapshot) { delete(s.domains, "static.example") },
+		"domain added":   func(s *Snapshot) { s.domains.set("new.example", packDomainInfo(0, 0, false)) },
+		"domain removed": func(s *Snapshot) { s.domains.del("static.example") },
 		"alias target":   func(s *Snapshot) { s.aliasOf["c.example"] = "static.example" },
-		"alias flag":     func(s *Snapshot) { s.domains["a.example"] = packDomainInfo(0, 0, true) },
-		"line":           func(s *Snapshot) { s.domains["static.example"] = packDomainInfo(2, 4, false) },
-		"source":         func(s *Snapshot) { s.domains["static.example"] = packDomainInfo(1, 3, false) },
+		"alias flag":     func(s *Snapshot) { s.domains.set("a.example", packDomainInfo(0, 0, true)) },
+		"line":           func(s *Snapshot) { s.domains.set("static.example", packDomainInfo(2, 4, false)) },
+		"source":         func(s *Snapshot) { s.domains.set("static.example", packDomainInfo(1, 3, false)) },
 		"hostname":       func(s *Snapshot) { s.hostname = "mx.example.org" },
 		"port":           func(s *Snapshot) { s.endpoints[0].Port = 143 },
 		"certificate":    func(s *Snapshot) { s.certs[0].NotAfter = "2037-01-01T00:00:00Z" },
@@ -217,7 +221,10 @@ func TestFingerprint(t *testing.T) {
 		"held back":      func(s *Snapshot) { s.held = nil },
 		// Swapping two domains' infos keeps every per-field total.
 		"swap": func(s *Snapshot) {
-			s.domains["a.example"], s.domains["c.example"] = s.domains["c.example"], s.domains["a.example"]
+			a, _ := s.domains.get("a.example")
+			c, _ := s.domains.get("c.example")
+			s.domains.set("a.example", c)
+			s.domains.set("c.example", a)
 		},
 	}
 	for name, change := range changes {
@@ -266,10 +273,10 @@ func TestFingerprintSummed(t *testing.T) {
 		if len(orig.Unreachable()) == 0 {
 			continue
 		}
-		prev := &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}, sources: orig.Unreachable()}
+		prev := &Snapshot{aliasOf: map[string]string{}, sources: orig.Unreachable()}
 		for i := range prev.sources {
-			prev.domains[fmt.Sprintf("kept%d.example", i)] = packDomainInfo(i, 0, false)
-			prev.domains[fmt.Sprintf("alias%d.example", i)] = packDomainInfo(i, 0, true)
+			prev.domains.set(fmt.Sprintf("kept%d.example", i), packDomainInfo(i, 0, false))
+			prev.domains.set(fmt.Sprintf("alias%d.example", i), packDomainInfo(i, 0, true))
 			prev.aliasOf[fmt.Sprintf("alias%d.example", i)] = fmt.Sprintf("kept%d.example", i)
 		}
 		handMade(prev)
@@ -294,8 +301,8 @@ func TestFingerprintSummed(t *testing.T) {
 				t.Fatalf("%s: %v", name, err)
 			}
 			s.Close()
-			if s.NumDomains() < orig.NumDomains()+len(prev.domains) {
-				t.Errorf("%s: %d domains, want the %d carried forward too", name, s.NumDomains(), len(prev.domains))
+			if s.NumDomains() < orig.NumDomains()+prev.NumDomains() {
+				t.Errorf("%s: %d domains, want the %d carried forward too", name, s.NumDomains(), prev.NumDomains())
 			}
 			if lazy && asked != 1 {
 				t.Errorf("%s: PreviousFunc called %d times, want once", name, asked)
@@ -306,19 +313,19 @@ func TestFingerprintSummed(t *testing.T) {
 
 	// A builder's own changes: a domain replaced, one removed, an alias
 	// target set twice.
-	b := &builder{snap: &Snapshot{domains: map[string]domainInfo{}, aliasOf: map[string]string{}}, sourceIndex: map[string]int{}}
+	b := &builder{snap: &Snapshot{aliasOf: map[string]string{}}, sourceIndex: map[string]int{}}
 	mbox, alias := packDomainInfo(b.source("/etc/postfix/vdomains"), 4, false), packDomainInfo(b.source("/etc/postfix/valiases"), 0, true)
 	b.putDomain("a.example", alias)
 	b.putDomain("b.example", mbox)
 	b.putDomain("c.example", alias)
 	b.replaceDomain("a.example", alias, mbox)
-	b.deleteDomain("c.example", alias)
+	b.deleteListed(alias)
 	b.setAlias("b.example", "c.example")
 	b.setAlias("b.example", "a.example")
 	b.sealFingerprint()
 	check(t, "replaced and removed", b.snap)
-	if len(b.snap.domains) != 2 || b.snap.aliasOf["b.example"] != "a.example" {
-		t.Errorf("domains %v, aliases %v", b.snap.domains, b.snap.aliasOf)
+	if b.snap.NumDomains() != 2 || b.snap.aliasOf["b.example"] != "a.example" {
+		t.Errorf("domains %v, aliases %v", b.snap.domains.toMap(), b.snap.aliasOf)
 	}
 }
 
@@ -422,6 +429,7 @@ func TestRestoreDamaged(t *testing.T) {
 		{"wrong count", strings.Replace(string(data), "\nend 4 ", "\nend 5 ", 1), ":7: 4 domains read, the file says 5"},
 		{"flipped byte", strings.Replace(string(data), domainLine, strings.Replace(domainLine, ".example", ".exbmple", 1), 1), "damaged: checksum"},
 		{"bad line", strings.Replace(string(data), domainLine, "x\n", 1), ":4: want 4 or 5 fields"},
+		{"domain twice", strings.Join(lines[:4], "") + domainLine + strings.Join(lines[5:], ""), ":5: domain " + strings.Fields(domainLine)[0] + " twice"},
 		{"data after the end", string(data) + "more\n", "data after the end line"},
 		{"binary", savedMagic + "\n\x00\x01\x02", ":2: truncated header"},
 	}
@@ -449,11 +457,12 @@ func TestRestoreDamaged(t *testing.T) {
 // tenth an alias of the one before.
 func bigSnapshot(n int) *Snapshot {
 	s := aliasSnapshot()
-	s.domains = make(map[string]domainInfo, n)
+	s.domains = domainSet{}
+	s.domains.reserve(n)
 	s.aliasOf = map[string]string{}
 	for i := range n {
 		name := fmt.Sprintf("d%d.example", i)
-		s.domains[name] = packDomainInfo(0, 0, false)
+		s.domains.set(name, packDomainInfo(0, 0, false))
 		if i%10 == 1 {
 			s.aliasOf[name] = fmt.Sprintf("d%d.example", i-1)
 		}
@@ -488,17 +497,19 @@ func BenchmarkSaved(b *testing.B) {
 	})
 	b.Run("insert-1M", func(b *testing.B) {
 		for b.Loop() {
-			m := make(map[string]domainInfo, n)
-			for name, i := range s.domains {
-				m[name] = i
+			var d domainSet
+			d.reserve(n)
+			for name, i := range s.domains.all() {
+				d.set(name, i)
 			}
 		}
 	})
 	b.Run("insert+fingerprint-1M", func(b *testing.B) {
 		for b.Loop() {
-			bl := &builder{snap: &Snapshot{domains: make(map[string]domainInfo, n), sources: s.sources}}
+			bl := &builder{snap: &Snapshot{sources: s.sources}}
+			bl.snap.domains.reserve(n)
 			bl.hashSources()
-			for name, i := range s.domains {
+			for name, i := range s.domains.all() {
 				bl.putDomain(name, i)
 			}
 		}

@@ -99,11 +99,10 @@ type Certificate struct {
 type Snapshot struct {
 	hostname string
 	// domains maps each hosted domain to where it was listed, packed
-	// (see domainInfo): with a million domains, a map entry and the name
-	// are all a domain costs. The names live in a few large strings
-	// (builder.intern), not one allocation each.
-	domains   map[string]domainInfo
-	aliasOf   map[string]string // alias domain → target, for the few the database names
+	// (see domainInfo): with a million domains, a slot of 12 bytes and
+	// the name are all a domain costs (see domainSet).
+	domains   domainSet
+	aliasOf   map[string]string // alias domain → target, for the few the database names; keys are domains' names
 	sources   []string          // domainInfo.source indexes these host paths
 	listed    bool              // every domain source could be enumerated
 	endpoints []Endpoint        // best first
@@ -182,8 +181,9 @@ func (l domainLookup) lookup(ctx context.Context, domain string) (d Domain, targ
 func (s *Snapshot) Hostname() string { return s.hostname }
 
 // domainInfo packs where a domain was listed: the index of its source
-// file in Snapshot.sources (bits 32-62), the line in it (bits 0-31, 0 for
-// a database table) and whether it is a virtual alias domain (bit 63).
+// file in Snapshot.sources (bits 32-62; under 1<<23, so that bits 55-62
+// stay zero for domainSet's own use), the line in it (bits 0-31, 0 for a
+// database table) and whether it is a virtual alias domain (bit 63).
 type domainInfo uint64
 
 func packDomainInfo(source int, line int, alias bool) domainInfo {
@@ -206,8 +206,8 @@ func (s *Snapshot) domain(name string, i domainInfo) Domain {
 
 // Domains returns the enumerated hosted domains, sorted by name.
 func (s *Snapshot) Domains() []Domain {
-	out := make([]Domain, 0, len(s.domains))
-	for name, i := range s.domains {
+	out := make([]Domain, 0, s.domains.len())
+	for name, i := range s.domains.all() {
 		out = append(out, s.domain(name, i))
 	}
 	slices.SortFunc(out, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
@@ -216,14 +216,14 @@ func (s *Snapshot) Domains() []Domain {
 
 // NumDomains returns how many domains Domains would return, without
 // making the list.
-func (s *Snapshot) NumDomains() int { return len(s.domains) }
+func (s *Snapshot) NumDomains() int { return s.domains.len() }
 
 // ListedDomain tells whether domain (lower-case A-labels) is one of the
 // enumerated hosted domains, without asking any database or allocating,
 // and names the domain whose mailboxes its addresses reach when the
 // database says so.
 func (s *Snapshot) ListedDomain(domain string) (aliasOf string, ok bool) {
-	if _, ok := s.domains[domain]; !ok {
+	if _, ok := s.domains.get(domain); !ok {
 		return "", false
 	}
 	return s.aliasOf[domain], true
@@ -278,7 +278,7 @@ func (s *Snapshot) CanLookup() bool { return len(s.lookups) > 0 }
 // database tables only when the list lacks the domain.
 func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if i, ok := s.domains[domain]; ok {
+	if i, ok := s.domains.get(domain); ok {
 		return s.domain(domain, i), true, nil
 	}
 	var errs []error
@@ -305,7 +305,7 @@ func (s *Snapshot) Lookup(ctx context.Context, domain string) (Domain, bool, err
 // per-request lookup is hosted: listed, or found by a table (with no
 // further alias resolution).
 func (s *Snapshot) hostedTarget(ctx context.Context, target string) bool {
-	if _, ok := s.domains[target]; ok {
+	if _, ok := s.domains.get(target); ok {
 		return true
 	}
 	for _, l := range s.lookups {

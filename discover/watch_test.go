@@ -61,11 +61,11 @@ func TestCarryForward(t *testing.T) {
 	h["/etc/postfix/main.cf"] += "virtual_mailbox_domains = proxy:mysql:" + table + "\n"
 	h[table] = "hosts = unix:/nonexistent/mysqld.sock\nuser = vmail\npassword = x\ndbname = vmail\nquery = SELECT domain FROM domain WHERE domain='%s' AND active=1\n"
 	prev := &Snapshot{
-		domains: map[string]domainInfo{
+		domains: domainsOf(map[string]domainInfo{
 			"a.example":      packDomainInfo(0, 0, false),
 			"b.example":      packDomainInfo(0, 0, false),
 			"static.example": packDomainInfo(1, 3, false),
-		},
+		}),
 		aliasOf: map[string]string{"b.example": "a.example"},
 		sources: []string{table, "/etc/postfix/main.cf"},
 	}
