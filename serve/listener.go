@@ -65,6 +65,7 @@ func (l listener) Accept() (net.Conn, error) {
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			hc.raw = raw
+			hc.readFn, hc.writeFn = hc.readRaw, hc.writeRaw
 		}
 	}
 	return hc, nil
@@ -78,9 +79,34 @@ type conn struct {
 	raw syscall.RawConn // nil: read and write through Conn
 
 	mu   sync.Mutex
-	held []byte
-	err  error // a failed flush: the stream lost bytes, every later write fails
+	held *[]byte // from heldBuffers while a response is held back, else nil
+	err  error   // a failed flush: the stream lost bytes, every later write fails
+
+	// The state of the read or write in progress, and the functions
+	// syscall.RawConn calls with it, made once per connection: a closure
+	// per call would be three allocations per read and per write.
+	wbuf    []byte // guarded by mu
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(fd uintptr) bool
+
+	rmu    sync.Mutex // one Read at a time (net/http never has two)
+	rbuf   []byte
+	rn     int
+	rerrno syscall.Errno
+	readFn func(fd uintptr) bool
 }
+
+// heldBuffers lends the buffers responses are held back in: a connection
+// has one only between the first held write of a response and its flush,
+// so an idle connection keeps none, and a busy server does not allocate
+// one per response (the settings page, 8.8 KB, at 25 000 responses a
+// second would be 200 MB/s of garbage for the collector of a one-thread
+// daemon).
+var heldBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4*connWriteBuffer)
+	return &b
+}}
 
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -88,11 +114,14 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if len(c.held) == 0 && len(p) < connWriteBuffer {
+	if c.held == nil && len(p) < connWriteBuffer {
 		return c.write(p)
 	}
-	c.held = append(c.held, p...)
-	if len(p) >= connWriteBuffer && len(c.held) < maxHeld {
+	if c.held == nil {
+		c.held = heldBuffers.Get().(*[]byte)
+	}
+	*c.held = append(*c.held, p...)
+	if len(p) >= connWriteBuffer && len(*c.held) < maxHeld {
 		return len(p), nil // the rest of the response may follow
 	}
 	if err := c.flushLocked(); err != nil {
@@ -106,14 +135,15 @@ func (c *conn) Write(p []byte) (int, error) {
 // stream has lost bytes, so every later write fails with the same error
 // and net/http closes the connection.
 func (c *conn) flushLocked() error {
-	if c.err != nil || len(c.held) == 0 {
+	if c.err != nil || c.held == nil {
 		return c.err
 	}
-	_, c.err = c.write(c.held)
-	if cap(c.held) > 2*connWriteBuffer {
-		c.held = nil // do not keep a large response's buffer per idle connection
-	} else {
-		c.held = c.held[:0]
+	b := c.held
+	c.held = nil
+	_, c.err = c.write(*b)
+	if cap(*b) <= 2*maxHeld { // not one very large write's buffer
+		*b = (*b)[:0]
+		heldBuffers.Put(b)
 	}
 	return c.err
 }
@@ -166,18 +196,12 @@ func (c *conn) Read(p []byte) (int, error) {
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN // EAGAIN: wait in the poller, then again
-		}
-	})
+	c.rmu.Lock()
+	c.rbuf, c.rn, c.rerrno = p, 0, 0
+	err := c.raw.Read(c.readFn)
+	n, errno := c.rn, c.rerrno
+	c.rbuf = nil
+	c.rmu.Unlock()
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("read", errno)
 	}
@@ -190,31 +214,29 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readRaw is Read's function for syscall.RawConn.Read: one read(2) of
+// c.rbuf, false to wait in the poller (EAGAIN) and be called again.
+func (c *conn) readRaw(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		if e == syscall.EINTR {
+			continue
+		}
+		c.rn, c.rerrno = int(r), e
+		return e != syscall.EAGAIN
+	}
+}
+
 // write writes all of p as net.Conn's Write does, without the scheduler's
-// system call bookkeeping (see Listener).
+// system call bookkeeping (see Listener); c.mu must be held.
 func (c *conn) write(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.Conn.Write(p)
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			b := p[n:min(len(p), n+maxRW)]
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-			switch e {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // the socket buffer is full: wait in the poller
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.wbuf, c.wn, c.werrno = p, 0, 0
+	err := c.raw.Write(c.writeFn)
+	n, errno := c.wn, c.werrno
+	c.wbuf = nil
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("write", errno)
 	}
@@ -222,6 +244,27 @@ func (c *conn) write(p []byte) (int, error) {
 		return n, c.opError("write", err)
 	}
 	return n, nil
+}
+
+// writeRaw is write's function for syscall.RawConn.Write: write(2) until
+// c.wbuf is written, false to wait in the poller (EAGAIN: the socket
+// buffer is full) and be called again.
+func (c *conn) writeRaw(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		b := c.wbuf[c.wn:min(len(c.wbuf), c.wn+maxRW)]
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			c.wn += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werrno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError wraps err as net.Conn's Read and Write do (net/http tells a
