@@ -350,3 +350,49 @@ func TestListenerConnBulk(t *testing.T) {
 		})
 	}
 }
+
+// TestListenerConnAllocs: a response held back and flushed, and the reads
+// and writes of a connection, allocate nothing once warm. A buffer per
+// held response was 13 KB of garbage per settings page, and a closure per
+// read and write three allocations each, which cost a one-thread daemon a
+// fifth of its throughput (docs/bench.md, 2026-12-03).
+func TestListenerConnAllocs(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			server, client := connPair(t, network, Listener)
+			head, rest := body(connWriteBuffer), body(connWriteBuffer+600)
+			got := make([]byte, len(head)+len(rest))
+			req := []byte("GET / HTTP/1.1\r\n\r\n")
+			buf := make([]byte, 64)
+			exchange := func() {
+				// As net/http writes a response over its buffer: a full
+				// buffer, the rest, then it clears the write deadline.
+				if _, err := server.Write(head); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := server.Write(rest); err != nil {
+					t.Fatal(err)
+				}
+				if err := server.SetWriteDeadline(time.Time{}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(client, got); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := client.Write(req); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(server, buf[:len(req)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exchange()
+			if allocs := testing.AllocsPerRun(200, exchange); allocs >= 0.5 {
+				t.Errorf("%.1f allocations per response held back and request read, want 0", allocs)
+			}
+			if !bytes.Equal(got, append(append([]byte(nil), head...), rest...)) {
+				t.Error("the client read other bytes than were written")
+			}
+		})
+	}
+}
