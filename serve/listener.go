@@ -37,7 +37,10 @@ const maxHeld = 64 << 10
 // a read: net/http reads in the background while a handler runs, and a
 // flush there would split the response again. (HTTP/2 reads and writes at
 // once, and a held frame would wait for the peer's next frame: hence
-// plain HTTP/1.1 only.)
+// plain HTTP/1.1 only.) A handler's Flush (http.Flusher) does not reach
+// a held write, nor does a hijacked connection's next read: a server
+// whose handlers stream or hijack must not use a Listener. Ours answer
+// with whole documents and do neither.
 //
 // No wake-up of the runtime's monitor thread. Reads and writes are
 // non-blocking system calls made without telling the scheduler that a
@@ -132,15 +135,20 @@ func (c *conn) Write(p []byte) (int, error) {
 
 // flushLocked writes what is held back; c.mu must be held. After an
 // error (a client that stopped reading until the write deadline, say) the
-// stream has lost bytes, so every later write fails with the same error
-// and net/http closes the connection.
+// stream has lost bytes, so every later write fails with the same error,
+// and the connection is closed at once: a flush net/http asked for by
+// clearing the write deadline reports its error to no one, and net/http
+// would otherwise keep the connection and wait for a next request while
+// the client waits for the rest of the response.
 func (c *conn) flushLocked() error {
 	if c.err != nil || c.held == nil {
 		return c.err
 	}
 	b := c.held
 	c.held = nil
-	_, c.err = c.write(*b)
+	if _, c.err = c.write(*b); c.err != nil {
+		c.Conn.Close()
+	}
 	if cap(*b) <= 2*maxHeld { // not one very large write's buffer
 		*b = (*b)[:0]
 		heldBuffers.Put(b)
@@ -154,16 +162,27 @@ func (c *conn) flush() error {
 	return c.flushLocked()
 }
 
-// SetWriteDeadline flushes, then sets the deadline: net/http sets or
-// clears it between responses.
+// SetWriteDeadline flushes what is held and sets the deadline: net/http
+// clears it after every response. A deadline is set before the flush,
+// so that one in the past unblocks a write in progress (which holds c.mu)
+// as it does on a net.Conn, and the flush runs under it; clearing it comes
+// after the flush, which the previous deadline bounds.
 func (c *conn) SetWriteDeadline(t time.Time) error {
-	c.flush() // an error fails the next write
-	return c.Conn.SetWriteDeadline(t)
+	return c.setDeadline(t, c.Conn.SetWriteDeadline)
 }
 
 func (c *conn) SetDeadline(t time.Time) error {
+	return c.setDeadline(t, c.Conn.SetDeadline)
+}
+
+func (c *conn) setDeadline(t time.Time, set func(time.Time) error) error {
+	if t.IsZero() {
+		c.flush() // an error closes the connection
+		return set(t)
+	}
+	err := set(t)
 	c.flush()
-	return c.Conn.SetDeadline(t)
+	return err
 }
 
 // CloseWrite flushes, then shuts down the writing side where the
@@ -179,8 +198,15 @@ func (c *conn) CloseWrite() error {
 	return nil
 }
 
+// Close flushes what is held, best effort, unless a write is in progress:
+// then it closes at once, which fails that write, as on a net.Conn
+// (http.Server.Close, say, must not wait for a client that stopped
+// reading).
 func (c *conn) Close() error {
-	c.flush() // best effort; the write deadline net/http set bounds it
+	if c.mu.TryLock() {
+		c.flushLocked()
+		c.mu.Unlock()
+	}
 	return c.Conn.Close()
 }
 

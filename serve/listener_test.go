@@ -396,3 +396,91 @@ func TestListenerConnAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestListenerConnCloseDuringWrite: Close, or a deadline in the past,
+// ends a write blocked on a client that does not read, as on a net.Conn,
+// instead of waiting for the write to end.
+func TestListenerConnCloseDuringWrite(t *testing.T) {
+	for _, how := range []string{"Close", "SetWriteDeadline", "SetDeadline"} {
+		t.Run(how, func(t *testing.T) {
+			server, client := connPair(t, "tcp", Listener)
+			// Cleanups run last first: the client's close ends a write still
+			// blocked when the test fails, so the server's Close can return.
+			t.Cleanup(func() { client.Close() })
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := server.Write(make([]byte, 64<<20)) // more than the socket buffers hold
+				wrote <- err
+			}()
+			time.Sleep(200 * time.Millisecond) // the write is blocked by now
+			ended := make(chan struct{})
+			go func() {
+				defer close(ended)
+				past := time.Now().Add(-time.Second)
+				switch how {
+				case "Close":
+					server.Close()
+				case "SetWriteDeadline":
+					server.SetWriteDeadline(past)
+				case "SetDeadline":
+					server.SetDeadline(past)
+				}
+			}()
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s waited for the blocked write", how)
+			}
+			select {
+			case err := <-wrote:
+				if err == nil {
+					t.Error("the blocked write succeeded")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the blocked write did not end")
+			}
+		})
+	}
+}
+
+// TestListenerConnFailedFlushCloses: when the flush net/http asks for by
+// clearing the write deadline fails, nobody sees the error (net/http
+// ignores it), so the connection is closed: the next read fails at once
+// instead of waiting for a request while the client waits for the rest.
+func TestListenerConnFailedFlushCloses(t *testing.T) {
+	server, _ := connPair(t, "tcp", Listener)
+	under := server.(*conn).Conn
+	// Fill the socket buffers (the client never reads) until not a byte
+	// more goes in, then hold a write.
+	fill := make([]byte, 1<<20)
+	for i := 0; ; i++ {
+		under.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, _ := under.Write(fill); n == 0 {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the socket buffers took 100 MiB")
+		}
+	}
+	under.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := server.Write(body(maxHeld - connWriteBuffer)); err != nil {
+		t.Fatal(err)
+	}
+	server.SetWriteDeadline(time.Time{}) // the flush times out
+	read := make(chan error, 1)
+	go func() {
+		_, err := server.Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Error("read succeeded on a connection whose response was cut")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was kept after its response was cut")
+	}
+	if _, err := server.Write([]byte("x")); err == nil {
+		t.Error("a write after the failed flush succeeded")
+	}
+}
