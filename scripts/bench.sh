@@ -868,14 +868,17 @@ fi
 } >"$TMP/table.md"
 echo
 echo "mailautoconf $(git describe --always --dirty 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine="$(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(free -h | awk '/^Mem:/ {print $2}') RAM"
 if [ "$ONLY" = idle ]; then
-	echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(free -h | awk '/^Mem:/ {print $2}') RAM; idle windows of $IDLE s, daemon defaults (--refresh 60s)"
+	echo "machine: $machine; idle windows of $IDLE s, daemon defaults (--refresh 60s)"
 else
-	echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(free -h | awk '/^Mem:/ {print $2}') RAM; wrk $DURATION per throughput figure, $LATENCY per latency figure, $ROUNDS rounds, loopback; nginx $(nginx -v 2>&1 | sed 's|.*/||')"
+	echo "machine: $machine; wrk $DURATION per throughput figure, $LATENCY per latency figure, $ROUNDS rounds, loopback; nginx $(nginx -v 2>&1 | sed 's|.*/||')"
 fi
 echo
 cat "$TMP/table.md"
-echo
-echo "Per round:"
-printf '%s\n' "${ROUNDLOG[@]}"
+if [ "${#ROUNDLOG[@]}" -gt 0 ]; then
+	echo
+	echo "Per round:"
+	printf '%s\n' "${ROUNDLOG[@]}"
+fi
 [ -z "$OUT" ] || cp "$TMP/table.md" "$OUT"
