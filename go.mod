@@ -10,7 +10,6 @@ require (
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/miekg/dns v1.1.73
-	github.com/piglig/go-qr v1.1.0
 	github.com/smallstep/pkcs7 v0.2.3
 	golang.org/x/net v0.62.0
 	modernc.org/sqlite v1.62.0

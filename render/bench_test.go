@@ -60,3 +60,14 @@ func BenchmarkAutodiscoverJSONError(b *testing.B) {
 		AutodiscoverJSONError("Ews")
 	}
 }
+
+// BenchmarkProfileQR is what a settings page's first request for an
+// address costs on top of the page (serve keeps the result).
+func BenchmarkProfileQR(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ProfileQR(benchAddress); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

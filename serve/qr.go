@@ -9,7 +9,7 @@ import (
 )
 
 // The settings page shows the QR code of the address's profile link
-// (render.ProfileQR). Encoding one costs some 300 µs, a hundred times
+// (render.ProfileQR). Encoding one costs some 250 µs, a hundred times
 // what the rest of the page costs, so a Site keeps the codes it made for
 // its snapshot (at most maxQRCodes, random eviction), and the process
 // makes at most qrPerSecond new ones a second (qrBurst at once): beyond,
