@@ -539,13 +539,25 @@ func (s *symbol) penalty() int {
 	return p
 }
 
-// linePenalty scores the rows of the n×n modules m by rules 1 and 3.
+// linePenalty scores the rows of the n×n modules m by rules 1 and 3. A
+// finder-like pattern with light on both sides counts once.
 func linePenalty(m []bool, n int) int {
-	const finderLike, finderLikeReversed = 0b00001011101, 0b10111010000
+	const (
+		lightBefore = 0b00001011101
+		lightAfter  = 0b10111010000
+		lightBoth   = 0b000010111010000
+	)
 	p := 0
 	for y := range n {
 		run := 0
-		var pattern uint32 // the last 11 modules, dark = 1; light before the row
+		var w uint32 // the last 15 modules, dark = 1; light before the row
+		finderLike := func() {
+			switch {
+			case w&0x7ff == lightBefore,
+				w&0x7ff == lightAfter && w&0x7fff != lightBoth:
+				p += 40
+			}
+		}
 		for x, d := range m[y*n : y*n+n] {
 			if x > 0 && d == m[y*n+x-1] {
 				run++
@@ -557,16 +569,12 @@ func linePenalty(m []bool, n int) int {
 			} else {
 				run = 1
 			}
-			pattern = (pattern<<1 | b2u(d)) & 0x7ff
-			if x >= 6 && (pattern == finderLike || pattern == finderLikeReversed) {
-				p += 40
-			}
+			w = w<<1 | b2u(d)
+			finderLike()
 		}
 		for range 4 { // into the quiet zone after the row
-			pattern = pattern << 1 & 0x7ff
-			if pattern == finderLikeReversed {
-				p += 40
-			}
+			w <<= 1
+			finderLike()
 		}
 	}
 	return p

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"os"
@@ -347,6 +348,128 @@ func FuzzEncode(f *testing.F) {
 			t.Fatalf("data codewords read back differ")
 		}
 	})
+}
+
+// naivePenalty scores the modules by the rules of 7.8.3.1 as the
+// standard words them, one rule at a time (penalty does all in two passes).
+func naivePenalty(n int, dark func(x, y int) bool) int {
+	p := 0
+	lines := func(f func(line, i int) bool) {
+		for line := range n {
+			for i := 0; i < n; { // rule 1: runs of five or more
+				j := i
+				for j < n && f(line, j) == f(line, i) {
+					j++
+				}
+				if j-i >= 5 {
+					p += 3 + j - i - 5
+				}
+				i = j
+			}
+			light := func(from, to int) bool { // outside is light
+				for k := from; k <= to; k++ {
+					if k >= 0 && k < n && f(line, k) {
+						return false
+					}
+				}
+				return true
+			}
+			for i := 0; i+7 <= n; i++ { // rule 3: 1:1:3:1:1, light on a side
+				core := true
+				for k, want := range []bool{true, false, true, true, true, false, true} {
+					core = core && f(line, i+k) == want
+				}
+				if core && (light(i-4, i-1) || light(i+7, i+10)) {
+					p += 40
+				}
+			}
+		}
+	}
+	lines(func(y, x int) bool { return dark(x, y) })
+	lines(func(x, y int) bool { return dark(x, y) })
+	darkCount := 0
+	for y := range n {
+		for x := range n {
+			if dark(x, y) {
+				darkCount++
+			}
+			if x+1 < n && y+1 < n && dark(x, y) == dark(x+1, y) && dark(x, y) == dark(x, y+1) && dark(x, y) == dark(x+1, y+1) {
+				p += 3 // rule 2
+			}
+		}
+	}
+	percent := float64(darkCount) * 100 / float64(n*n)
+	p += 10 * int(math.Abs(percent-50)/5) // rule 4
+	return p
+}
+
+// TestPenalty: penalty agrees with the naive reading of the rules on
+// random grids, and on grids made to hold the finder-like pattern.
+func TestPenalty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 400 {
+		n := 21 + 4*rng.IntN(10)
+		s := &symbol{size: n, dark: make([]bool, n*n)}
+		density := 0.2 + 0.6*rng.Float64()
+		for j := range s.dark {
+			s.dark[j] = rng.Float64() < density
+		}
+		if i%2 == 0 { // plant finder-like patterns, some at the edges
+			for range 6 {
+				y, x := rng.IntN(n), rng.IntN(n-6)
+				if i%4 == 0 {
+					x = []int{0, n - 7, 4, n - 11}[rng.IntN(4)]
+				}
+				for k, d := range []bool{true, false, true, true, true, false, true} {
+					s.dark[y*n+x+k] = d
+				}
+			}
+		}
+		want := naivePenalty(n, func(x, y int) bool { return s.dark[y*n+x] })
+		if got := s.penalty(); got != want {
+			t.Fatalf("grid %d (%d×%d): penalty %d, the rules give %d", i, n, n, got, want)
+		}
+	}
+}
+
+// TestMaskChoice: Encode takes the mask of the lowest penalty, the lowest
+// numbered of equals.
+func TestMaskChoice(t *testing.T) {
+	for _, c := range []struct {
+		n int
+		l Level
+	}{{0, H}, {10, M}, {60, Q}, {90, M}, {200, L}, {400, M}, {700, H}} {
+		data := []byte(strings.Repeat("https://autoconfig.example.net/", 1+c.n/31)[:c.n])
+		code, err := Encode(data, c.l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best, bestMask := 0, -1
+		for m := range 8 {
+			alt := encode(data, code.Version, code.Level, m)
+			if p := naivePenalty(alt.Size, alt.Dark); bestMask < 0 || p < best {
+				best, bestMask = p, m
+			}
+		}
+		if code.Mask != bestMask {
+			t.Errorf("%d bytes at %v: mask %d, want %d", c.n, c.l, code.Mask, bestMask)
+		}
+	}
+}
+
+// TestBitstream: byte mode's header, the terminator and the pad
+// codewords, by hand for "ab" as version 1-M (16 data codewords).
+func TestBitstream(t *testing.T) {
+	// 0100 00000010 01100001 01100010 0000, then 11101100 00010001 …
+	want := []byte{0x40, 0x26, 0x16, 0x20, 0xec, 0x11, 0xec, 0x11, 0xec, 0x11, 0xec, 0x11, 0xec, 0x11, 0xec, 0x11}
+	if got := bitstream([]byte("ab"), 1, M); !bytes.Equal(got, want) {
+		t.Errorf("bitstream = % x, want % x", got, want)
+	}
+	// Version 10 counts in 16 bits; a full symbol has no room to pad.
+	got := bitstream(bytes.Repeat([]byte{0xa5}, capacity(10, L)), 10, L)
+	if len(got) != dataCodewords(10, L) || got[0] != 0x40 || got[1] != 0x10 || got[2] != 0xfa || got[len(got)-1] == 0xec {
+		t.Errorf("full 10-L bitstream starts % x, ends % x", got[:3], got[len(got)-1])
+	}
 }
 
 // TestGFMul: the field's tables multiply as the polynomials do.
