@@ -58,7 +58,10 @@
 # and 5 s more, and leaves it alone for BENCH_IDLE seconds, no request.
 # The daemon's CPU time over the window (utime + stime from
 # /proc/PID/stat, in clock ticks of getconf CLK_TCK), as ms and % of one
-# core; the log lines written in the window (change checks and rebuilds
+# core, and exactly: the time its threads ran and how often they were
+# scheduled in (/proc/PID/task/*/schedstat: ticks charge a whole tick to
+# whoever runs when it fires, so short wake-ups are counted by chance);
+# the log lines written in the window (change checks and rebuilds
 # that keep the domain count log at debug level only, so "snapshot
 # published" counts the rebuilds that changed it, or were asked for by a
 # file change or SIGHUP); and what MariaDB saw meanwhile (SELECT
@@ -487,6 +490,11 @@ PIN_S=(taskset -c "$SCPU")
 # cputicks PID: the utime + stime of PID in clock ticks (fields 14 and 15 of
 # /proc/PID/stat, counted after the command name, which may hold spaces).
 cputicks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# cpusched PID: the nanoseconds PID's threads have run and the times they
+# were scheduled in, summed over /proc/PID/task/*/schedstat (exact, where
+# the clock ticks above are sampled at CLK_TCK; a thread that exits in the
+# window takes its share with it, which the Go runtime's threads do not).
+cpusched() { cat "/proc/$1/task/"*/schedstat | awk '{ns += $1; n += $3} END {print ns + 0, n + 0}'; }
 # dbcounters: MariaDB's SELECT statements and rows its handlers read
 # (Handler_read_*: Innodb_rows_read stays 0 on MariaDB 10.11) so far.
 dbcounters() {
@@ -497,7 +505,7 @@ dbcounters() {
 # for the daemon on TREE, whose table in DBNAME holds N domains.
 idle_case() {
 	local tree=$1 dbname=$2 n=$3 tck lines0 c0 c1 m0 m1 q0 q1 r0 r1 t0 t1 ds mpid
-	local win_ms cpu_ms pct published other mcpu_ms newdom url code took attempts first_code served_ms snap_ms line build phase
+	local win_ms cpu_ms pct run_ms run_pct wakeups ns0 ns1 sw0 sw1 published other mcpu_ms newdom url code took attempts first_code served_ms snap_ms line build phase
 	tck=$(getconf CLK_TCK)
 	mpid=$(cat "$DB/pid")
 	log "idle, $n domains: starting the daemon"
@@ -512,18 +520,24 @@ idle_case() {
 	lines0=$(wc -l <"$tree.log")
 	read -r q0 r0 <<<"$(dbcounters)"
 	m0=$(cputicks "$mpid") c0=$(cputicks "$DPID") t0=$(date +%s%N)
+	read -r ns0 sw0 <<<"$(cpusched "$DPID")"
 	log "idle, $n domains: $IDLE s without a request"
 	sleep "$IDLE"
+	read -r ns1 sw1 <<<"$(cpusched "$DPID")"
 	c1=$(cputicks "$DPID") m1=$(cputicks "$mpid") t1=$(date +%s%N)
 	read -r q1 r1 <<<"$(dbcounters)"
 	win_ms=$(((t1 - t0) / 1000000))
 	cpu_ms=$(((c1 - c0) * 1000 / tck)) mcpu_ms=$(((m1 - m0) * 1000 / tck))
 	pct=$(awk -v c="$cpu_ms" -v w="$win_ms" 'BEGIN {printf "%.3f", 100 * c / w}')
+	run_ms=$(awk -v a="$ns0" -v b="$ns1" 'BEGIN {printf "%.1f", (b - a) / 1e6}')
+	run_pct=$(awk -v r="$run_ms" -v w="$win_ms" 'BEGIN {printf "%.4f", 100 * r / w}')
+	wakeups=$(awk -v a="$sw0" -v b="$sw1" -v w="$win_ms" 'BEGIN {printf "%.1f", (b - a) / (w / 1000)}')
 	published=$(tail -n +$((lines0 + 1)) "$tree.log" | grep -c 'snapshot published' || true)
 	other=$(tail -n +$((lines0 + 1)) "$tree.log" | grep -vc 'snapshot published' || true)
-	log "idle, $n domains: daemon $cpu_ms ms CPU in $win_ms ms ($pct % of a core); log lines in the window:"
+	log "idle, $n domains: daemon $cpu_ms ms CPU in $win_ms ms ($pct % of a core); run $run_ms ms ($run_pct %), $wakeups wake-ups/s (schedstat); log lines in the window:"
 	tail -n +$((lines0 + 1)) "$tree.log" >&2
 	row "idle $IDLE s, $n domains: daemon CPU, ms / % of one core (CLK_TCK $tck)" "$cpu_ms / $pct %" "" "" "< 0.1 % of a core at 10k"
+	row "idle $IDLE s, $n domains: daemon's threads on a CPU (schedstat, exact), ms / % of one core / wake-ups a second" "$run_ms / $run_pct % / $wakeups" "" "" "< 0.1 % of a core at 10k"
 	row "idle $IDLE s, $n domains: \"snapshot published\" (info) / other log lines; MariaDB: SELECTs (change checks) / rows read (Handler_read_*) / mariadbd CPU ms" \
 		"$published / $other" "$((q1 - q0)) / $((r1 - r0)) / $mcpu_ms" "" "0 rebuilds"
 
