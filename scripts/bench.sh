@@ -505,7 +505,7 @@ dbcounters() {
 # for the daemon on TREE, whose table in DBNAME holds N domains.
 idle_case() {
 	local tree=$1 dbname=$2 n=$3 tck lines0 c0 c1 m0 m1 q0 q1 r0 r1 t0 t1 ds mpid
-	local win_ms cpu_ms pct run_ms run_pct wakeups ns0 ns1 sw0 sw1 published other mcpu_ms newdom url code took attempts first_code served_ms snap_ms line build phase
+	local first win_ms cpu_ms pct run_ms run_pct wakeups ns0 ns1 sw0 sw1 published other mcpu_ms newdom url code took attempts first_code served_ms snap_ms line build phase
 	tck=$(getconf CLK_TCK)
 	mpid=$(cat "$DB/pid")
 	log "idle, $n domains: starting the daemon"
@@ -540,6 +540,15 @@ idle_case() {
 	row "idle $IDLE s, $n domains: daemon's threads on a CPU (schedstat, exact), ms / % of one core / wake-ups a second" "$run_ms / $run_pct % / $wakeups" "" "" "< 0.1 % of a core at 10k"
 	row "idle $IDLE s, $n domains: \"snapshot published\" (info) / other log lines; MariaDB: SELECTs (change checks) / rows read (Handler_read_*) / mariadbd CPU ms" \
 		"$published / $other" "$((q1 - q0)) / $((r1 - r0)) / $mcpu_ms" "" "0 rebuilds"
+
+	# The first request after the window, for a domain the snapshot lists
+	# (no database query): what a client meets after a quiet night.
+	read -r code first <<<"$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Host: autoconfig.example.com" \
+		"http://127.0.0.1:$DAEMON_PORT/mail/config-v1.1.xml?emailaddress=fred%40example.com" || true)"
+	[ "$code" = 200 ] || { echo "bench: first request after the idle window: HTTP $code" >&2; exit 1; }
+	first=$(awk -v t="$first" 'BEGIN {printf "%.1f", t * 1000}')
+	log "idle, $n domains: the first request after the window (example.com, in the snapshot) took $first ms"
+	row "first request after the idle window, $n domains: a domain in the snapshot, ms" "$first" "" "" ""
 
 	# A domain added to the table.
 	newdom=new$n.idle.example
