@@ -555,6 +555,7 @@ idle_case() {
 	url="http://127.0.0.1:$DAEMON_PORT/mail/config-v1.1.xml?emailaddress=fred%40$newdom"
 	lines0=$(wc -l <"$tree.log")
 	sql -D "$dbname" -e "INSERT INTO domain (domain) VALUES ('$newdom')"
+	read -r ns0 sw0 <<<"$(cpusched "$DPID")"
 	t0=$(date +%s%N)
 	phase=$(awk -v t="$t0" -v s="$ds" 'BEGIN {printf "%.0f", 60 - ((t - s) / 1e9) % 60}')
 	attempts=0 first_code= took=
@@ -567,8 +568,10 @@ idle_case() {
 		sleep 0.05
 	done
 	served_ms=$((($(date +%s%N) - t0) / 1000000))
+	read -r ns1 sw1 <<<"$(cpusched "$DPID")"
+	run_ms=$(awk -v a="$ns0" -v b="$ns1" 'BEGIN {printf "%.1f", (b - a) / 1e6}')
 	took=$(awk -v t="${took:-0}" 'BEGIN {printf "%.1f", t * 1000}')
-	log "idle, $n domains: $newdom answered after $served_ms ms, attempt $attempts (first answer HTTP $first_code; the answering request took $took ms); next refresh tick in about $phase s"
+	log "idle, $n domains: $newdom answered after $served_ms ms, attempt $attempts (first answer HTTP $first_code; the answering request took $took ms; the daemon's threads ran $run_ms ms and were scheduled in $((sw1 - sw0)) times meanwhile); next refresh tick in about $phase s"
 	line=
 	while :; do
 		line=$(tail -n +$((lines0 + 1)) "$tree.log" | grep 'snapshot published' | grep " domains=$((n + 1)) " | head -1 || true)
@@ -579,7 +582,7 @@ idle_case() {
 	snap_ms=$((($(date +%s%N) - t0) / 1000000))
 	build=$(sed -n 's/.*build=\([^ ]*\).*/\1/p' <<<"$line")
 	log "idle, $n domains: $line"
-	row "new domain, $n domains: from the INSERT to its settings answered (request-time lookup; curl every 50 ms), ms (the answering request alone; attempts)" "$served_ms ($took ms; $attempts)" "" "" ""
+	row "new domain, $n domains: from the INSERT to its settings answered (request-time lookup; curl every 50 ms), ms (the answering request alone; attempts)" "$served_ms ($took ms; $attempts)" "daemon ran $run_ms ms" "" ""
 	row "new domain, $n domains: from the INSERT to the snapshot holding it (change check every 60 s; next tick was ~$phase s away), ms / build" "$snap_ms / ${build:-?}" "" "" "≤ refresh + build"
 	stop_daemon
 }
