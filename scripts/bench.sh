@@ -67,10 +67,12 @@
 # file change or SIGHUP); and what MariaDB saw meanwhile (SELECT
 # statements: the change-check queries, each --refresh; rows its
 # handlers read (Handler_read_*); mariadbd's own CPU time, its background threads
-# included). Then it inserts a new domain into the table and measures
-# (a) how long until a request for an address at it is answered with its
-# settings (curl every 50 ms: the daemon looks up per request the domains
-# its snapshot lacks), and (b) how long until a snapshot holding it is
+# included). It times the first request after the window, for a domain
+# the snapshot lists. Then it inserts a new domain into the table and
+# measures (a) how long until a request for an address at it is answered
+# with its settings (curl every 50 ms: the daemon looks up per request the
+# domains its snapshot lacks), with what the daemon's threads ran
+# meanwhile, and (b) how long until a snapshot holding it is
 # published (the rebuild the next change check triggers: up to --refresh
 # plus the check and the build).
 #
