@@ -67,8 +67,12 @@
 # file change or SIGHUP); and what MariaDB saw meanwhile (SELECT
 # statements: the change-check queries, each --refresh; rows its
 # handlers read (Handler_read_*); mariadbd's own CPU time, its background threads
-# included). It times the first request after the window, for a domain
-# the snapshot lists. Then it inserts a new domain into the table and
+# included); and how much of the daemon's binary the page cache held at
+# the start and at the end of the window (fincore: a machine that pages
+# out what nobody touched, or that is short of memory, drops it). It times
+# the first request after the window, for a domain the snapshot lists,
+# with the major page faults it took (pages of the binary read back from
+# disk). Then it inserts a new domain into the table and
 # measures (a) how long until a request for an address at it is answered
 # with its settings (curl every 50 ms: the daemon looks up per request the
 # domains its snapshot lacks), with what the daemon's threads ran
@@ -497,6 +501,18 @@ cputicks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # the clock ticks above are sampled at CLK_TCK; a thread that exits in the
 # window takes its share with it, which the Go runtime's threads do not).
 cpusched() { cat "/proc/$1/task/"*/schedstat | awk '{ns += $1; n += $3} END {print ns + 0, n + 0}'; }
+# majflt PID: PID's major page faults so far (field 12 of /proc/PID/stat):
+# pages it touched that were not in memory and had to be read from disk.
+majflt() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $10}'; }
+# cachedbin: how many bytes of the daemon's binary the page cache holds
+# (fincore, util-linux; "?" without it).
+cachedbin() {
+	if command -v fincore >/dev/null; then
+		awk '{printf "%.1f", $1 / 1048576}' <<<"$(fincore --bytes --noheadings --output RES "$BIN")"
+	else
+		echo "?"
+	fi
+}
 # dbcounters: MariaDB's SELECT statements and rows its handlers read
 # (Handler_read_*: Innodb_rows_read stays 0 on MariaDB 10.11) so far.
 dbcounters() {
@@ -508,6 +524,7 @@ dbcounters() {
 idle_case() {
 	local tree=$1 dbname=$2 n=$3 tck lines0 c0 c1 m0 m1 q0 q1 r0 r1 t0 t1 ds mpid
 	local first win_ms cpu_ms pct run_ms run_pct wakeups ns0 ns1 sw0 sw1 published other mcpu_ms newdom url code took attempts first_code served_ms snap_ms line build phase
+	local bin0 bin1 mf0 mf1 first_mf
 	tck=$(getconf CLK_TCK)
 	mpid=$(cat "$DB/pid")
 	log "idle, $n domains: starting the daemon"
@@ -523,9 +540,11 @@ idle_case() {
 	read -r q0 r0 <<<"$(dbcounters)"
 	m0=$(cputicks "$mpid") c0=$(cputicks "$DPID") t0=$(date +%s%N)
 	read -r ns0 sw0 <<<"$(cpusched "$DPID")"
+	bin0=$(cachedbin)
 	log "idle, $n domains: $IDLE s without a request"
 	sleep "$IDLE"
 	read -r ns1 sw1 <<<"$(cpusched "$DPID")"
+	bin1=$(cachedbin)
 	c1=$(cputicks "$DPID") m1=$(cputicks "$mpid") t1=$(date +%s%N)
 	read -r q1 r1 <<<"$(dbcounters)"
 	win_ms=$(((t1 - t0) / 1000000))
@@ -542,15 +561,19 @@ idle_case() {
 	row "idle $IDLE s, $n domains: daemon's threads on a CPU (schedstat, exact), ms / % of one core / wake-ups a second" "$run_ms / $run_pct % / $wakeups" "" "" "< 0.1 % of a core at 10k"
 	row "idle $IDLE s, $n domains: \"snapshot published\" (info) / other log lines; MariaDB: SELECTs (change checks) / rows read (Handler_read_*) / mariadbd CPU ms" \
 		"$published / $other" "$((q1 - q0)) / $((r1 - r0)) / $mcpu_ms" "" "0 rebuilds"
+	log "idle, $n domains: the page cache held $bin0 MiB of the daemon's binary ($(du -m "$BIN" | cut -f1) MiB) at the window's start, $bin1 MiB at its end"
+	row "idle $IDLE s, $n domains: the daemon's binary in the page cache (fincore) at the window's start / end, MiB" "$bin0 / $bin1" "" "" ""
 
 	# The first request after the window, for a domain the snapshot lists
 	# (no database query): what a client meets after a quiet night.
+	mf0=$(majflt "$DPID")
 	read -r code first <<<"$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Host: autoconfig.example.com" \
 		"http://127.0.0.1:$DAEMON_PORT/mail/config-v1.1.xml?emailaddress=fred%40example.com" || true)"
 	[ "$code" = 200 ] || { echo "bench: first request after the idle window: HTTP $code" >&2; exit 1; }
 	first=$(awk -v t="$first" 'BEGIN {printf "%.1f", t * 1000}')
-	log "idle, $n domains: the first request after the window (example.com, in the snapshot) took $first ms"
-	row "first request after the idle window, $n domains: a domain in the snapshot, ms" "$first" "" "" ""
+	first_mf=$(($(majflt "$DPID") - mf0))
+	log "idle, $n domains: the first request after the window (example.com, in the snapshot) took $first ms, $first_mf major page faults"
+	row "first request after the idle window, $n domains: a domain in the snapshot, ms (the daemon's major page faults)" "$first ($first_mf)" "" "" ""
 
 	# A domain added to the table.
 	newdom=new$n.idle.example
@@ -558,6 +581,7 @@ idle_case() {
 	lines0=$(wc -l <"$tree.log")
 	sql -D "$dbname" -e "INSERT INTO domain (domain) VALUES ('$newdom')"
 	read -r ns0 sw0 <<<"$(cpusched "$DPID")"
+	mf0=$(majflt "$DPID")
 	t0=$(date +%s%N)
 	phase=$(awk -v t="$t0" -v s="$ds" 'BEGIN {printf "%.0f", 60 - ((t - s) / 1e9) % 60}')
 	attempts=0 first_code= took=
@@ -571,9 +595,10 @@ idle_case() {
 	done
 	served_ms=$((($(date +%s%N) - t0) / 1000000))
 	read -r ns1 sw1 <<<"$(cpusched "$DPID")"
+	mf1=$(majflt "$DPID")
 	run_ms=$(awk -v a="$ns0" -v b="$ns1" 'BEGIN {printf "%.1f", (b - a) / 1e6}')
 	took=$(awk -v t="${took:-0}" 'BEGIN {printf "%.1f", t * 1000}')
-	log "idle, $n domains: $newdom answered after $served_ms ms, attempt $attempts (first answer HTTP $first_code; the answering request took $took ms; the daemon's threads ran $run_ms ms and were scheduled in $((sw1 - sw0)) times meanwhile); next refresh tick in about $phase s"
+	log "idle, $n domains: $newdom answered after $served_ms ms, attempt $attempts (first answer HTTP $first_code; the answering request took $took ms; the daemon's threads ran $run_ms ms and were scheduled in $((sw1 - sw0)) times meanwhile, $((mf1 - mf0)) major page faults); next refresh tick in about $phase s"
 	line=
 	while :; do
 		line=$(tail -n +$((lines0 + 1)) "$tree.log" | grep 'snapshot published' | grep " domains=$((n + 1)) " | head -1 || true)
@@ -584,7 +609,7 @@ idle_case() {
 	snap_ms=$((($(date +%s%N) - t0) / 1000000))
 	build=$(sed -n 's/.*build=\([^ ]*\).*/\1/p' <<<"$line")
 	log "idle, $n domains: $line"
-	row "new domain, $n domains: from the INSERT to its settings answered (request-time lookup; curl every 50 ms), ms (the answering request alone; attempts)" "$served_ms ($took ms; $attempts)" "daemon ran $run_ms ms" "" ""
+	row "new domain, $n domains: from the INSERT to its settings answered (request-time lookup; curl every 50 ms), ms (the answering request alone; attempts)" "$served_ms ($took ms; $attempts)" "daemon ran $run_ms ms, $((mf1 - mf0)) major faults" "" ""
 	row "new domain, $n domains: from the INSERT to the snapshot holding it (change check every 60 s; next tick was ~$phase s away), ms / build" "$snap_ms / ${build:-?}" "" "" "≤ refresh + build"
 	stop_daemon
 }
