@@ -493,22 +493,26 @@ D=http://127.0.0.1:$DAEMON_PORT N=http://127.0.0.1:$NGINX_PORT
 PIN_S=(taskset -c "$SCPU")
 
 # --- idle (BENCH_ONLY=idle): see the header.
-# cputicks PID: the utime + stime of PID in clock ticks (fields 14 and 15 of
-# /proc/PID/stat, counted after the command name, which may hold spaces).
-cputicks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# statfields PID: the fields of /proc/PID/stat after the command name
+# (which may hold spaces), so that field N of proc(5) is awk's $(N - 2).
+statfields() { sed 's/^.*) //' "/proc/$1/stat"; }
+# cputicks PID: the utime + stime of PID in clock ticks (fields 14 and 15).
+cputicks() { statfields "$1" | awk '{print $12 + $13}'; }
 # cpusched PID: the nanoseconds PID's threads have run and the times they
 # were scheduled in, summed over /proc/PID/task/*/schedstat (exact, where
 # the clock ticks above are sampled at CLK_TCK; a thread that exits in the
 # window takes its share with it, which the Go runtime's threads do not).
 cpusched() { cat "/proc/$1/task/"*/schedstat | awk '{ns += $1; n += $3} END {print ns + 0, n + 0}'; }
-# majflt PID: PID's major page faults so far (field 12 of /proc/PID/stat):
+# majflt PID: PID's major page faults so far (field 12), all its threads:
 # pages it touched that were not in memory and had to be read from disk.
-majflt() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $10}'; }
-# cachedbin: how many bytes of the daemon's binary the page cache holds
-# (fincore, util-linux; "?" without it).
+majflt() { statfields "$1" | awk '{print $10}'; }
+# cachedbin: how many MiB of the daemon's binary the page cache holds
+# (fincore, util-linux; "?" when it is missing or fails).
 cachedbin() {
-	if command -v fincore >/dev/null; then
-		awk '{printf "%.1f", $1 / 1048576}' <<<"$(fincore --bytes --noheadings --output RES "$BIN")"
+	local res
+	res=$(fincore --bytes --noheadings --output RES "$BIN" 2>/dev/null) || res=
+	if [ -n "$res" ]; then
+		awk '{printf "%.1f", $1 / 1048576}' <<<"$res"
 	else
 		echo "?"
 	fi
